@@ -1,0 +1,202 @@
+"""GeoSim settings, read from the environment (see the configuration table in README.md).
+
+Embedded default: SQLite under GEOSIM_DATA_DIR and Celery tasks executed in-process.
+With DATABASE_URL and REDIS_URL set: Postgres and real Celery workers over Redis.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Production mode (DEBUG off) refuses to start without it: "
+            "set SECRET_KEY to a long random string, or DEBUG=1 for local development."
+        )
+    SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 — DEBUG=1 only
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+# Everything GeoSim writes: uploaded images, thumbnails, index versions, model checkpoints, SQLite.
+GEOSIM_DATA_DIR = Path(env_str("GEOSIM_DATA_DIR", "var")).expanduser()
+if not GEOSIM_DATA_DIR.is_absolute():
+    GEOSIM_DATA_DIR = (BASE_DIR / GEOSIM_DATA_DIR).resolve()
+GEOSIM_DATA_DIR.mkdir(parents=True, exist_ok=True)
+MEDIA_ROOT = GEOSIM_DATA_DIR / "media"
+MEDIA_URL = "/media/"
+# Serve uploaded media from Django itself (the default: GeoSim is self-contained behind any proxy).
+GEOSIM_SERVE_MEDIA = env_bool("GEOSIM_SERVE_MEDIA", True)
+GEOSIM_INDEX_DIR = GEOSIM_DATA_DIR / "index"
+GEOSIM_MODEL_DIR = GEOSIM_DATA_DIR / "models"
+
+# Limits on what an upload may be.
+GEOSIM_MAX_UPLOAD_BYTES = env_bytes("GEOSIM_MAX_UPLOAD_BYTES", 20 * 1000**2)
+GEOSIM_MAX_PIXELS = env_int("GEOSIM_MAX_PIXELS", 40_000_000, minimum=1)
+GEOSIM_MAX_ARCHIVE_BYTES = env_bytes("GEOSIM_MAX_ARCHIVE_BYTES", 4 * 1000**3)
+GEOSIM_MAX_ARCHIVE_MEMBERS = env_int("GEOSIM_MAX_ARCHIVE_MEMBERS", 1_000_000, minimum=1)
+GEOSIM_SEARCH_RATE = env_rate("GEOSIM_SEARCH_RATE", "20/second")
+GEOSIM_UPLOAD_RATE = env_rate("GEOSIM_UPLOAD_RATE", "10/second")
+# Images a processing job handles at once (thumbnails, embeddings).
+GEOSIM_BATCH_SIZE = env_int("GEOSIM_BATCH_SIZE", 512, minimum=1)
+# The shipped checkpoint, registered as the first model version when none exists.
+GEOSIM_DEFAULT_CHECKPOINT = Path(
+    env_str("GEOSIM_DEFAULT_CHECKPOINT", str(BASE_DIR / "training" / "weights" / "default.pt"))
+)
+
+# Request bodies: Django keeps at most this much in memory, the rest spools to a temp file.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_500_000
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("GEOSIM_MAX_FILES_PER_UPLOAD", 1000, minimum=1)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "search",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "geosim_site.urls"
+WSGI_APPLICATION = "geosim_site.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.config(
+        default=f"sqlite:///{GEOSIM_DATA_DIR / 'geosim.sqlite3'}",
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Let the web process and in-process tasks wait for each other's writes instead of failing.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = GEOSIM_DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
+        if DEBUG
+        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+LOGIN_URL = "/admin/login/"
+
+# Celery: a real worker over Redis when REDIS_URL is set, otherwise tasks run in-process.
+REDIS_URL = env_str("REDIS_URL")
+CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 3600
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_THROTTLE_RATES": {"search": GEOSIM_SEARCH_RATE, "upload": GEOSIM_UPLOAD_RATE},
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GeoSim API",
+    "DESCRIPTION": "Similarity search for geological images.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Security headers; HTTPS-only cookies and HSTS when GEOSIM_HTTPS=1 (behind a TLS proxy).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+_HTTPS = env_bool("GEOSIM_HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = _HTTPS
+SECURE_SSL_REDIRECT = _HTTPS
+SECURE_HSTS_SECONDS = env_int("GEOSIM_HSTS_SECONDS", 31_536_000 if _HTTPS else 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS
+SECURE_HSTS_PRELOAD = _HTTPS
+if _HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
+}

@@ -1,0 +1,15 @@
+"""URL map: pages, the REST API, the admin and static/media serving."""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("search.urls")),
+]
+
+if settings.DEBUG or settings.GEOSIM_SERVE_MEDIA:
+    # Media are content-addressed images; in production a front proxy may serve them instead.
+    urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]

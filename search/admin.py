@@ -1,0 +1,153 @@
+"""Admin: browse and upload images, follow jobs, manage model and index versions."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.contrib import admin, messages
+from django.shortcuts import redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from search.archives import ArchiveRejected, SourceFile
+from search.forms import BulkUploadForm
+from search.imaging import ImageRejected
+from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.ingestion import images_import, images_import_path
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin):
+    list_display = ("preview", "id", "label", "width", "height", "format", "byte_size", "source", "created_at")
+    list_display_links = ("preview", "id")
+    list_filter = ("label", "format", "source")
+    search_fields = ("sha256", "original_name", "source", "label")
+    readonly_fields = (
+        "large_preview",
+        "file",
+        "thumbnail",
+        "sha256",
+        "width",
+        "height",
+        "format",
+        "byte_size",
+        "uploaded_by",
+        "created_at",
+    )
+    fields = ("large_preview", "label", "original_name", "source", *readonly_fields[1:])
+    list_per_page = 100
+    change_list_template = "admin/search/image/change_list.html"
+
+    @admin.display(description="image")
+    def preview(self, obj: Image) -> str:
+        return format_html(
+            '<img src="{}" width="56" height="56" style="image-rendering:pixelated" alt="">', obj.display_url
+        )
+
+    @admin.display(description="preview")
+    def large_preview(self, obj: Image) -> str:
+        return format_html('<img src="{}" width="224" style="image-rendering:pixelated" alt="">', obj.display_url)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # images are added through the upload page, which validates and deduplicates them
+
+    def get_urls(self):
+        upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="search_image_upload")
+        return [upload, *super().get_urls()]
+
+    def upload_view(self, request):
+        """Upload several files or one archive; same service and validation as the CLI import."""
+        if not self.has_change_permission(request):
+            return redirect("admin:index")
+        form = BulkUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                summary = _import_uploads(form.cleaned_data, user=request.user)
+            except (ArchiveRejected, ImageRejected) as exc:
+                form.add_error(None, str(exc))
+            else:
+                level = messages.WARNING if summary.rejected else messages.SUCCESS
+                rejected = "; ".join(f"{name}: {reason}" for name, reason in summary.rejected[:10])
+                messages.add_message(
+                    request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
+                )
+                return redirect(reverse("admin:search_image_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "opts": self.model._meta,
+            "title": "Upload images",
+        }
+        return render(request, "admin/search/image/upload.html", context)
+
+
+def _import_uploads(data: dict, *, user):
+    label = data.get("label") or None
+    if data.get("archive"):
+        upload = data["archive"]
+        suffix = "".join(Path(upload.name).suffixes[-2:]) or ".zip"
+        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
+            for chunk in upload.chunks():
+                handle.write(chunk)
+            handle.flush()
+            return images_import_path(Path(handle.name), label=label, source=upload.name, uploaded_by=user)
+    files = [SourceFile(name=f.name, data=f.read(), label=None) for f in data["files"]]
+    return images_import(files, label=label, source="admin upload", uploaded_by=user)
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "status",
+        "progress_percent",
+        "done",
+        "total",
+        "created_by",
+        "created_at",
+        "finished_at",
+        "short_error",
+    )
+    list_filter = ("status", "kind")
+    search_fields = ("error",)
+    readonly_fields = [f.name for f in Job._meta.fields]
+
+    @admin.display(description="progress")
+    def progress_percent(self, obj: Job) -> str:
+        return f"{obj.progress:.0%}"
+
+    @admin.display(description="error")
+    def short_error(self, obj: Job) -> str:
+        return obj.error[:80]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(admin.ModelAdmin):
+    list_display = ("name", "is_active", "embedding_dim", "metrics_summary", "created_at")
+    list_filter = ("is_active",)
+    readonly_fields = ("checkpoint_sha256", "embedding_dim", "metrics", "created_at")
+
+    @admin.display(description="metrics")
+    def metrics_summary(self, obj: ModelVersion) -> str:
+        return ", ".join(f"{k} {v:.3f}" for k, v in obj.metrics.items() if isinstance(v, int | float))
+
+
+@admin.register(IndexVersion)
+class IndexVersionAdmin(admin.ModelAdmin):
+    list_display = ("version", "is_active", "kind", "vector_count", "recall_at_10", "model_version", "created_at")
+    list_filter = ("is_active", "kind")
+    readonly_fields = [f.name for f in IndexVersion._meta.fields]
+
+
+@admin.register(Embedding)
+class EmbeddingAdmin(admin.ModelAdmin):
+    list_display = ("id", "image", "model_version", "created_at")
+    list_filter = ("model_version",)
+    raw_id_fields = ("image",)
+    readonly_fields = ("image", "model_version", "created_at")
+    exclude = ("vector",)

@@ -1,0 +1,50 @@
+"""python manage.py import_images PATH [--label LABEL]"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from search.archives import ArchiveRejected, count_files
+from search.imaging import ImageRejected
+from search.services.ingestion import images_import_path
+
+
+class Command(BaseCommand):
+    help = (
+        "Import images from a class-per-folder tree (class = parent folder name) or a .zip/.tar/.tar.gz/.tar.xz "
+        "of one. Exact duplicates are skipped; bad files are reported and skipped; embedding is queued."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("path", type=Path, help="folder or archive")
+        parser.add_argument("--label", help="rock type for every image, instead of the parent folder name")
+        parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    def handle(self, *args, path: Path, label: str | None, no_progress: bool, verbosity: int, **options) -> None:
+        path = path.expanduser()
+        if not path.exists():
+            raise CommandError(f"{path} does not exist.")
+        try:
+            total = count_files(path)
+        except ArchiveRejected as exc:
+            raise CommandError(str(exc)) from None
+        bar = tqdm(total=total, unit="img", desc=f"Importing {path.name}", disable=no_progress or verbosity == 0)
+        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
+
+        def on_file(_file, outcome: str) -> None:
+            counts[outcome] += 1
+            bar.update()
+            bar.set_postfix(counts, refresh=False)
+
+        try:
+            summary = images_import_path(path, label=label, source=str(path.name), on_file=on_file)
+        except (ArchiveRejected, ImageRejected) as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+        for name, reason in summary.rejected:
+            self.stderr.write(f"rejected {name}: {reason}")
+        self.stdout.write(f"{path}: {summary.line()}; processing queued as {len(summary.job_ids)} job(s).")

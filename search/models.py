@@ -1,0 +1,139 @@
+"""GeoSim's data: images, model versions, stored embeddings, index versions and jobs."""
+
+from __future__ import annotations
+
+import numpy as np
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Image(models.Model):
+    """One image of the collection, stored once under a content-addressed path."""
+
+    file = models.FileField(max_length=255)
+    sha256 = models.CharField(max_length=64, unique=True)
+    label = models.CharField(max_length=64, null=True, blank=True, db_index=True, help_text="Rock type")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=16)
+    byte_size = models.PositiveIntegerField()
+    thumbnail = models.FileField(max_length=255, blank=True, help_text="Empty when the original is small enough")
+    original_name = models.CharField(max_length=255, blank=True)
+    source = models.CharField(max_length=255, blank=True, help_text="Collection or import this image came from")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.label or 'unlabelled'} {self.original_name}"
+
+    @property
+    def display_url(self) -> str:
+        """The URL to show: the thumbnail for large images, else the original."""
+        return (self.thumbnail or self.file).url
+
+
+class ModelVersion(models.Model):
+    """A trained embedding model; exactly one is active and serves searches."""
+
+    name = models.CharField(max_length=100, unique=True)
+    checkpoint = models.CharField(max_length=500, help_text="Path of the checkpoint file")
+    checkpoint_sha256 = models.CharField(max_length=64)
+    embedding_dim = models.PositiveSmallIntegerField()
+    metrics = models.JSONField(default=dict, blank=True)
+    description = models.TextField(blank=True)
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_model")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Embedding(models.Model):
+    """An image's vector under one model version, kept so an index can be rebuilt without the CNN."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="embeddings")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="embeddings")
+    vector = models.BinaryField(help_text="float32, little-endian")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["image", "model_version"], name="one_embedding_per_model")]
+
+    def __str__(self) -> str:
+        return f"embedding of image {self.image_id} under model {self.model_version_id}"
+
+    def as_array(self) -> np.ndarray:
+        return np.frombuffer(bytes(self.vector), dtype="<f4")
+
+
+class Job(models.Model):
+    """A unit of background work with visible status and progress."""
+
+    class Kind(models.TextChoices):
+        IMPORT = "import", "Import"
+        PROCESS = "process", "Process new images"
+        REINDEX = "reindex", "Rebuild index"
+        ACTIVATE_MODEL = "activate_model", "Activate model"
+        PROJECTION = "projection", "Embedding projection"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    progress = models.FloatField(default=0.0, help_text="0–1")
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    params = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.SUCCEEDED, self.Status.FAILED}
+
+
+class IndexVersion(models.Model):
+    """A saved FAISS index; the active one answers searches in every process."""
+
+    version = models.PositiveIntegerField(unique=True)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="index_versions")
+    path = models.CharField(max_length=500, help_text="Directory holding index.faiss and manifest.json")
+    kind = models.CharField(max_length=32)
+    vector_count = models.PositiveIntegerField()
+    recall_at_10 = models.FloatField(null=True, blank=True, help_text="Against exact search, for approximate kinds")
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_index")
+        ]
+
+    def __str__(self) -> str:
+        return f"index v{self.version} ({self.vector_count} vectors, {self.kind})"

@@ -1,0 +1,1 @@
+"""Services: the functions that change GeoSim's data. Views, tasks and commands call these."""

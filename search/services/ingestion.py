@@ -1,0 +1,191 @@
+"""Ingestion: the one way an image file becomes an Image row — CLI import, admin upload and API alike.
+
+Each file is validated (:func:`search.imaging.decode_image`), deduplicated by SHA-256 of its bytes,
+stored under a content-addressed path and recorded; then a processing job is queued for the new rows
+(thumbnails, embedding, adding to the live index). A rejected file leaves nothing behind: it is
+rejected before any byte is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+
+from search.archives import SourceFile, iter_source_files
+from search.imaging import DecodedImage, ImageRejected, decode_image
+from search.models import Image, Job
+from search.services.jobs import job_create
+
+_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9 _.\-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class PreparedImage:
+    data: bytes
+    sha256: str
+    decoded: DecodedImage
+    label: str | None
+    original_name: str
+
+
+@dataclass
+class ImportSummary:
+    added: int = 0
+    duplicates: int = 0
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)
+    job_ids: list[int] = field(default_factory=list)
+
+    def line(self) -> str:
+        return f"added {self.added}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
+
+
+def normalize_label(label: str | None) -> str | None:
+    """Lower-case, trimmed rock-type label; None for blank; ImageRejected for unusable text."""
+    if label is None or not label.strip():
+        return None
+    value = " ".join(label.strip().lower().split())
+    if not _LABEL_RE.match(value):
+        raise ImageRejected(
+            f"{label!r} is not a usable rock type: use up to 64 letters, digits, spaces, '.', '_' or '-'."
+        )
+    return value
+
+
+def prepare_image(data: bytes, *, label: str | None, original_name: str = "") -> PreparedImage:
+    """Validate bytes and label; raises ImageRejected with a reason a user understands."""
+    decoded = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
+    return PreparedImage(
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        decoded=decoded,
+        label=normalize_label(label),
+        original_name=original_name[-255:],
+    )
+
+
+def image_ingest(
+    *, data: bytes, label: str | None = None, original_name: str = "", source: str = "", uploaded_by=None
+) -> tuple[Image, bool]:
+    """Add one image; returns (image, created). An exact duplicate returns the existing row."""
+    prepared = prepare_image(data, label=label, original_name=original_name)
+    existing = Image.objects.filter(sha256=prepared.sha256).first()
+    if existing:
+        return existing, False
+    try:
+        with transaction.atomic():
+            image = _image_from(prepared, source=source, uploaded_by=uploaded_by)
+            image.save()
+            job_create(kind=Job.Kind.PROCESS, total=1, params={"image_ids": [image.pk]}, created_by=uploaded_by)
+    except IntegrityError:  # the same bytes arrived concurrently and won the race
+        return Image.objects.get(sha256=prepared.sha256), False
+    return image, True
+
+
+def images_import(
+    files: Iterable[SourceFile],
+    *,
+    label: str | None = None,
+    source: str = "",
+    uploaded_by=None,
+    batch_size: int = 1000,
+    on_file: Callable[[SourceFile, str], None] | None = None,
+) -> ImportSummary:
+    """Import many files; ``label`` overrides each file's folder label. Returns the summary.
+
+    Files are committed in batches, each with its own processing job, so a large import becomes
+    searchable progressively and an interruption loses at most the batch in flight.
+    ``on_file(file, outcome)`` is called per file with outcome "accepted", "duplicate" or "rejected".
+    """
+    summary = ImportSummary()
+    forced_label = normalize_label(label)
+    batch: dict[str, PreparedImage] = {}
+    for source_file in files:
+        outcome = "rejected"
+        try:
+            if source_file.data is None:
+                raise ImageRejected(source_file.problem or "could not be read")
+            prepared = prepare_image(
+                source_file.data, label=forced_label or source_file.label, original_name=source_file.name
+            )
+            if prepared.sha256 in batch:
+                summary.duplicates += 1
+                outcome = "duplicate"
+            else:
+                batch[prepared.sha256] = prepared
+                outcome = "accepted"
+        except ImageRejected as exc:
+            summary.rejected.append((source_file.name, str(exc)))
+        if len(batch) >= batch_size:
+            _commit_batch(batch, summary, source=source, uploaded_by=uploaded_by)
+            batch = {}
+        if on_file:
+            on_file(source_file, outcome)
+    if batch:
+        _commit_batch(batch, summary, source=source, uploaded_by=uploaded_by)
+    return summary
+
+
+def _commit_batch(batch: dict[str, PreparedImage], summary: ImportSummary, *, source: str, uploaded_by) -> None:
+    existing = set(Image.objects.filter(sha256__in=batch.keys()).values_list("sha256", flat=True))
+    new = [prepared for sha, prepared in batch.items() if sha not in existing]
+    summary.duplicates += len(existing)
+    if not new:
+        return
+    with transaction.atomic():
+        Image.objects.bulk_create(
+            [_image_from(p, source=source, uploaded_by=uploaded_by) for p in new], ignore_conflicts=True
+        )
+        ids = list(Image.objects.filter(sha256__in=[p.sha256 for p in new]).order_by("pk").values_list("pk", flat=True))
+        job = job_create(kind=Job.Kind.PROCESS, total=len(ids), params={"image_ids": ids}, created_by=uploaded_by)
+    summary.added += len(ids)
+    summary.duplicates += len(new) - len(ids)
+    summary.image_ids.extend(ids)
+    summary.job_ids.append(job.pk)
+
+
+def _image_from(prepared: PreparedImage, *, source: str, uploaded_by) -> Image:
+    """An unsaved Image row whose file is already stored (content-addressed, so storing twice is harmless)."""
+    return Image(
+        file=store_bytes(prepared),
+        sha256=prepared.sha256,
+        label=prepared.label,
+        width=prepared.decoded.width,
+        height=prepared.decoded.height,
+        format=prepared.decoded.format,
+        byte_size=len(prepared.data),
+        original_name=prepared.original_name,
+        source=source[:255],
+        uploaded_by=uploaded_by,
+    )
+
+
+def store_bytes(prepared: PreparedImage) -> str:
+    """Write the original bytes under images/ab/cd/<sha256>.<ext> unless already there; return the name."""
+    sha = prepared.sha256
+    name = f"images/{sha[:2]}/{sha[2:4]}/{sha}.{prepared.decoded.extension}"
+    if not default_storage.exists(name):
+        saved = default_storage.save(name, ContentFile(prepared.data))
+        if saved != name:  # a concurrent writer stored the same bytes first; keep one copy
+            default_storage.delete(saved)
+    return name
+
+
+def images_import_path(
+    path, *, label: str | None = None, source: str = "", uploaded_by=None, on_file=None
+) -> ImportSummary:
+    """Import a class-per-folder tree or an archive of one (see :mod:`search.archives` for the safety rules)."""
+    files = iter_source_files(
+        path,
+        max_file_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES,
+        max_total_bytes=settings.GEOSIM_MAX_ARCHIVE_BYTES,
+        max_members=settings.GEOSIM_MAX_ARCHIVE_MEMBERS,
+    )
+    return images_import(files, label=label, source=source, uploaded_by=uploaded_by, on_file=on_file)

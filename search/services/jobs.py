@@ -1,0 +1,118 @@
+"""The life of a background job: create, enqueue after commit, claim, report progress, finish.
+
+Every piece of background work is a :class:`~search.models.Job` row first and a Celery message
+second. The row is the truth: if the broker is down when the message should be sent, the job stays
+``pending`` and :func:`jobs_enqueue_pending` (run at worker start and periodically) sends it later.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from search.models import Job
+
+logger = logging.getLogger(__name__)
+
+_PROGRESS_INTERVAL_S = 0.5
+
+
+class JobProgress:
+    """Records done/total on the job row, at most every half second so progress costs nothing."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._last_write = 0.0
+
+    def set_total(self, total: int) -> None:
+        self.job.total = total
+        Job.objects.filter(pk=self.job.pk).update(total=total)
+
+    def advance(self, count: int = 1, *, force: bool = False) -> None:
+        self.job.done += count
+        now = time.monotonic()
+        if force or now - self._last_write >= _PROGRESS_INTERVAL_S:
+            self._last_write = now
+            total = max(self.job.total, 1)
+            self.job.progress = min(self.job.done / total, 1.0)
+            Job.objects.filter(pk=self.job.pk).update(done=self.job.done, progress=self.job.progress)
+
+
+def job_create(*, kind: str, total: int = 0, params: dict | None = None, created_by=None) -> Job:
+    """Create a pending job and send it to a worker once the surrounding transaction commits."""
+    job = Job.objects.create(kind=kind, total=total, params=params or {}, created_by=created_by)
+    transaction.on_commit(lambda: job_enqueue(job.pk))
+    return job
+
+
+def job_enqueue(job_id: int) -> bool:
+    """Send a job to the workers; on a broker failure keep it pending for the sweep and return False."""
+    from search.tasks import run_job
+
+    try:
+        run_job.delay(job_id)
+    except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
+        logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
+        return False
+    return True
+
+
+def job_execute(job_id: int) -> None:
+    """Claim a pending job and run its handler; record success or the error on the row."""
+    claimed = Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(
+        status=Job.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        logger.info("Job %s is not pending (already running, finished or deleted); skipped.", job_id)
+        return
+    job = Job.objects.get(pk=job_id)
+    handler = _handler_for(job.kind)
+    progress = JobProgress(job)
+    try:
+        result = handler(job, progress)
+    except Exception as exc:
+        logger.exception("Job %s (%s) failed.", job.pk, job.kind)
+        job_fail(job, f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
+        return
+    Job.objects.filter(pk=job.pk).update(
+        status=Job.Status.SUCCEEDED,
+        progress=1.0,
+        done=progress.job.done,
+        result=result or {},
+        finished_at=timezone.now(),
+    )
+
+
+def job_fail(job: Job, error: str, *, detail: str = "") -> None:
+    """Mark a job failed with a human-readable error (the traceback goes to the log, not the row)."""
+    if detail:
+        logger.debug(detail)
+    Job.objects.filter(pk=job.pk).update(status=Job.Status.FAILED, error=error[:4000], finished_at=timezone.now())
+
+
+def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> int:
+    """Re-send pending jobs that no worker has picked up (the broker was down when they were made)."""
+    cutoff = timezone.now() - older_than
+    ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True))
+    sent = sum(job_enqueue(job_id) for job_id in ids)
+    if ids:
+        logger.info("Sweep: re-sent %s of %s pending jobs.", sent, len(ids))
+    return sent
+
+
+def _handler_for(kind: str) -> Callable:
+    # Imported here: handlers live in the service module of their capability and import this one.
+    from search.services import processing
+
+    handlers = {Job.Kind.PROCESS: processing.images_process}
+    try:
+        return handlers[kind]
+    except KeyError:
+        raise ValueError(f"No handler for jobs of kind {kind!r}.") from None
