@@ -3,5 +3,13 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-suite-only-not-a-secret")
+# Worker threads in tests open their own connections; close them after each task so the test
+# database can be dropped at the end of the run.
+os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
 
 from .settings import *  # noqa: E402, F403
+
+# Tests render pages without running collectstatic first.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = True

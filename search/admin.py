@@ -60,7 +60,7 @@ class ImageAdmin(admin.ModelAdmin):
         """Upload several files or one archive; same service and validation as the CLI import."""
         if not self.has_change_permission(request):
             return redirect("admin:index")
-        form = BulkUploadForm(request.POST or None, request.FILES or None)
+        form = BulkUploadForm(request.POST, request.FILES) if request.method == "POST" else BulkUploadForm()
         if request.method == "POST" and form.is_valid():
             try:
                 summary = _import_uploads(form.cleaned_data, user=request.user)

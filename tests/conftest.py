@@ -1,0 +1,115 @@
+"""Fixtures shared by the whole suite: small real images made on the fly, isolated data dirs, Celery modes."""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_ARCHIVE = SHARED_DATA / "geological_similarity-part1.tar.xz"
+ROCK_TYPES = ("andesite", "gneiss", "marble", "quartzite", "rhyolite", "schist")
+
+
+def image_bytes(*, seed: int = 0, size: tuple[int, int] = (28, 28), fmt: str = "JPEG", mode: str = "RGB") -> bytes:
+    """A small random-texture image in the given format and mode (different seeds → different bytes)."""
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    out = io.BytesIO()
+    image.save(out, format=fmt)
+    return out.getvalue()
+
+
+@pytest.fixture
+def make_image() -> Callable[..., bytes]:
+    return image_bytes
+
+
+def write_tree(root: Path, *, per_class: int = 3, classes: tuple[str, ...] = ROCK_TYPES[:3], seed: int = 0) -> Path:
+    """A class-per-folder tree like the real dataset: root/<class>/<code>.jpg."""
+    for c, label in enumerate(classes):
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            (root / label / f"IMG{c}{i:02d}.jpg").write_bytes(image_bytes(seed=seed * 1000 + c * 100 + i))
+    return root
+
+
+@pytest.fixture
+def image_tree(tmp_path: Path) -> Path:
+    return write_tree(tmp_path / "geological_similarity")
+
+
+def pack(tree: Path, archive: Path) -> Path:
+    """Pack a folder into .zip or any tar flavour, keeping the top folder name like the real archive."""
+    files = sorted(p for p in tree.rglob("*") if p.is_file())
+    if archive.name.endswith(".zip"):
+        with zipfile.ZipFile(archive, "w") as zf:
+            for f in files:
+                zf.write(f, f.relative_to(tree.parent).as_posix())
+    else:
+        mode = {".gz": "w:gz", ".xz": "w:xz", ".tar": "w"}[archive.suffix]
+        with tarfile.open(archive, mode) as tf:
+            for f in files:
+                tf.add(f, f.relative_to(tree.parent).as_posix())
+    return archive
+
+
+@pytest.fixture(autouse=True)
+def isolated_data_dir(settings, tmp_path_factory) -> Path:
+    """Each test writes media, index and model files under its own temporary GEOSIM_DATA_DIR."""
+    data_dir = tmp_path_factory.mktemp("geosim-data")
+    settings.GEOSIM_DATA_DIR = data_dir
+    settings.MEDIA_ROOT = data_dir / "media"
+    settings.GEOSIM_INDEX_DIR = data_dir / "index"
+    settings.GEOSIM_MODEL_DIR = data_dir / "models"
+    return data_dir
+
+
+@pytest.fixture(autouse=True)
+def celery_in_process():
+    """Tasks run in-process unless a test asks for a real worker (the `celery_worker` fixture)."""
+    from geosim_site.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+
+
+@pytest.fixture
+def celery_worker(celery_in_process, transactional_db):
+    """A real Celery worker (thread, solo pool) consuming from Redis; needs REDIS_URL."""
+    from celery.contrib.testing.worker import start_worker
+
+    if not os.environ.get("REDIS_URL"):
+        pytest.skip("REDIS_URL is not set: this test needs a real Redis broker (CI provides one).")
+    app = celery_in_process
+    app.conf.task_always_eager = False
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=30, loglevel="WARNING") as worker:
+        yield worker
+    app.conf.task_always_eager = True
+
+
+def shared_data_or_skip() -> Path:
+    if not SHARED_ARCHIVE.exists():
+        pytest.skip(f"real images not available ({SHARED_ARCHIVE} is absent; it ships beside the repository)")
+    return SHARED_ARCHIVE
+
+
+@pytest.fixture(scope="session")
+def real_images_dir(tmp_path_factory) -> Path:
+    """The shared real dataset extracted once per session (outside the repository)."""
+    archive = shared_data_or_skip()
+    target = tmp_path_factory.mktemp("real-data")
+    with tarfile.open(archive) as tf:
+        tf.extractall(target, filter="data")
+    return target / "geological_similarity"

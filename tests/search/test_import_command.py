@@ -1,0 +1,80 @@
+"""python manage.py import_images: folder or archive, summary line, idempotent, bad files reported."""
+
+import io
+import tarfile
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from search.models import Image, Job
+from tests.conftest import pack
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _run(*args) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_images", *map(str, args), "--no-progress", stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def test_import_folder_then_again_adds_nothing(image_tree):
+    out, _ = _run(image_tree)
+    assert "added 9, duplicates 0, rejected 0" in out
+    out, _ = _run(image_tree)
+    assert "added 0, duplicates 9, rejected 0" in out
+    assert Image.objects.count() == 9
+
+
+def test_import_tar_gz_with_bad_files(image_tree, tmp_path):
+    (image_tree / "gneiss" / "notes.jpg").write_text("this is text, not a JPEG")
+    (image_tree / "gneiss" / "empty.png").write_bytes(b"")
+    out, err = _run(pack(image_tree, tmp_path / "rocks.tar.gz"))
+    assert "added 9, duplicates 0, rejected 2" in out
+    assert "rejected geological_similarity/gneiss/notes.jpg: Not a recognised image" in err
+    assert "rejected geological_similarity/gneiss/empty.png: The file is empty." in err
+    assert Image.objects.count() == 9
+
+
+def test_label_option(image_tree):
+    _run(image_tree, "--label", "Marble")
+    assert set(Image.objects.values_list("label", flat=True)) == {"marble"}
+
+
+def test_traversal_archive_is_a_command_error(tmp_path):
+    archive = tmp_path / "evil.tar"
+    with tarfile.open(archive, "w") as tf:
+        info = tarfile.TarInfo("../../outside.jpg")
+        info.size = 3
+        tf.addfile(info, io.BytesIO(b"abc"))
+    with pytest.raises(CommandError, match="leaving its folder"):
+        _run(archive)
+    assert Image.objects.count() == 0
+
+
+def test_missing_path(tmp_path):
+    with pytest.raises(CommandError, match="does not exist"):
+        _run(tmp_path / "nope")
+
+
+@pytest.mark.realdata
+def test_import_real_images_sample(real_images_dir, tmp_path):
+    """A sample of the real dataset imports cleanly with its six rock types (the full set is in bench/)."""
+    sample = tmp_path / "sample"
+    for folder in sorted(real_images_dir.iterdir()):
+        (sample / folder.name).mkdir(parents=True)
+        for path in sorted(folder.glob("*.jpg"))[:50]:
+            (sample / folder.name / path.name).write_bytes(path.read_bytes())
+    out, err = _run(sample)
+    assert "rejected 0" in out, err
+    assert Image.objects.count() == 300
+    assert set(Image.objects.values_list("label", flat=True)) == {
+        "andesite",
+        "gneiss",
+        "marble",
+        "quartzite",
+        "rhyolite",
+        "schist",
+    }
+    assert set(Image.objects.values_list("width", "height", "format")) == {(28, 28, "JPEG")}
+    assert Job.objects.filter(status=Job.Status.SUCCEEDED).exists()
