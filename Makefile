@@ -1,0 +1,36 @@
+# GeoSim — the two commands a user needs: `make demo` (run) and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+REQUIREMENTS := requirements.txt requirements-dev.txt
+REQ_HASH := $(shell cat $(REQUIREMENTS) | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.geosim-requirements-$(REQ_HASH)
+PORT ?= 8000
+DEMO_PER_CLASS ?= 200
+
+.PHONY: install demo test test-embedded lint
+
+install: $(STAMP)  ## create .venv with every pinned dependency (reuses a good one)
+
+$(STAMP): $(REQUIREMENTS)
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -q -r requirements.txt -r requirements-dev.txt
+	@rm -f $(VENV)/.geosim-requirements-* && touch $@
+	@echo "Dependencies installed in $(VENV)."
+
+demo: install  ## SQLite + in-process tasks: import images, get a model, build the index, serve
+	DEBUG=1 $(PY) manage.py demo --port $(PORT) --per-class $(DEMO_PER_CLASS) $(if $(DATASET),--dataset "$(DATASET)")
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+# The full suite uses DATABASE_URL / REDIS_URL when set (CI sets Postgres and Redis); then the
+# Django tests run once more on the embedded default (SQLite, in-process tasks).
+test: install lint
+	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-embedded
+
+test-embedded: install
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest -q -m "not slow and not worker and not browser and not realdata" \
+		tests/geosim_site tests/search
