@@ -290,6 +290,9 @@ def test_exclude_ids_removes_them_from_results(fresh):
     assert (found >= 0).all() and not np.isin(found, ids[:20]).any()
     both = built.search(vectors[:20], 5, allowed_ids=ids[:25], exclude_ids=ids[:20])[1]
     assert np.array_equal(np.sort(both, axis=1), np.tile(np.sort(ids[20:25]), (20, 1)))
+    # Many allowed ids (a bitmap selector), unsorted and repeated, minus the excluded ones.
+    many = built.search(vectors[:20], 10, allowed_ids=np.concatenate([ids[::-1], ids]), exclude_ids=ids[:20])[1]
+    assert (many >= 0).all() and not np.isin(many, ids[:20]).any()
 
 
 def test_fewer_than_k_eligible_are_padded(fresh):
