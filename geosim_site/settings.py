@@ -50,6 +50,16 @@ GEOSIM_SEARCH_RATE = env_rate("GEOSIM_SEARCH_RATE", "20/second")
 GEOSIM_UPLOAD_RATE = env_rate("GEOSIM_UPLOAD_RATE", "10/second")
 # Images a processing job handles at once (thumbnails, embeddings).
 GEOSIM_BATCH_SIZE = env_int("GEOSIM_BATCH_SIZE", 512, minimum=1)
+# CPU threads for the CNN and FAISS; 1 is fastest for single queries (see docs/PERFORMANCE.md).
+GEOSIM_TORCH_THREADS = env_int("GEOSIM_TORCH_THREADS", 1, minimum=1)
+GEOSIM_SEARCH_THREADS = env_int("GEOSIM_SEARCH_THREADS", 1, minimum=1)
+GEOSIM_BUILD_THREADS = env_int("GEOSIM_BUILD_THREADS", 2, minimum=1)
+# Up to this many vectors the index is exact; above it, approximate (IVF-SQ8) with measured recall.
+GEOSIM_EXACT_INDEX_LIMIT = env_int("GEOSIM_EXACT_INDEX_LIMIT", 200_000, minimum=1)
+# How often (seconds) a process checks whether a newer index version is live; 0 checks on every search.
+GEOSIM_INDEX_CHECK_SECONDS = float(env_int("GEOSIM_INDEX_CHECK_MS", 500, minimum=0)) / 1000
+# Index versions kept on disk besides the live one (processes may still be reading the previous one).
+GEOSIM_INDEX_KEEP = env_int("GEOSIM_INDEX_KEEP", 2, minimum=1)
 # The shipped checkpoint, registered as the first model version when none exists.
 GEOSIM_DEFAULT_CHECKPOINT = Path(
     env_str("GEOSIM_DEFAULT_CHECKPOINT", str(BASE_DIR / "training" / "weights" / "default.pt"))

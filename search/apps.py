@@ -5,3 +5,6 @@ class SearchConfig(AppConfig):
     name = "search"
     verbose_name = "GeoSim search"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from search import signals  # noqa: F401 — connects the receivers

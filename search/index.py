@@ -16,15 +16,16 @@ Two kinds of index, chosen by ``build_index`` from the number of vectors:
 ``"ivf_sq8"`` (approximate, above ``exact_limit`` vectors)
     ``IndexIVFScalarQuantizer``: an inverted file of ``nlist`` spherical k-means cells, each vector
     stored as its residual to the cell centre, 8 bits per dimension (128 bytes) plus its 8-byte id:
-    ~136 MB for 1M vectors instead of 512 MB. A query scans only the ``nprobe`` nearest cells.
+    ~137 MB for 1M vectors instead of 512 MB once saved and loaded (a freshly built index holds
+    ~30% more: spare capacity from growing the lists). A query scans only the ``nprobe`` nearest cells.
     The IVF stores the caller's ids natively (``add_with_ids``) and removes them with ``remove_ids``
     (a scan of the inverted lists, a few ms at 1M), so no id map is needed. ``nprobe`` is tuned at
     build time: it doubles until recall@10 against exact search, measured on a sample of the build's
     own vectors, reaches ``target_recall`` or stops improving; that recall is kept as ``recall_at_10``.
-    Vectors added after the build are encoded against the build's cells; rebuild when the collection
-    has changed a lot (the recorded recall describes the build).
-    Chosen over HNSW (no removal, 4-8x the memory) and PQ (needs a refinement store to reach
-    recall@5 >= 0.95, which brings back the memory); see docs/PERFORMANCE.md, "FAISS index".
+    Vectors added after the build are encoded against the build's cells and value ranges: vectors
+    unlike the training data (e.g. from another model) lose accuracy to clipping, so rebuild after
+    the collection has changed a lot (the recorded recall describes the build).
+    Why this index and not HNSW or PQ: docs/PERFORMANCE.md, "FAISS index".
 
 Search results are ``(scores, ids)`` arrays of shape ``(n, k)``, best first. Where fewer than ``k``
 vectors are eligible (a small index, or a filter that admits fewer) a row is padded at the end with
@@ -38,6 +39,9 @@ and widens ``nprobe`` again, up to all cells, for any row that still came back s
 Threads: FAISS parallelises over queries, and waking an OpenMP team for a single query costs more
 than it saves (1 thread is 3-5x faster for one query on a 2-core host). The web process should call
 ``set_search_threads(1)`` once at start-up; batch jobs can use ``search_threads(n)`` around their work.
+
+Concurrency: searches may run in parallel threads; ``add``/``remove``/``save`` must not overlap with
+them (guard with a lock, or build a new index and swap the reference).
 
 Files: ``save`` writes ``index.faiss`` then ``manifest.json`` into a directory, each through a temp file
 in the same directory, ``fsync`` and ``os.replace``; the manifest, written last, carries the index
@@ -486,7 +490,7 @@ def build_index(
         index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         _add_in_chunks(index, ids, vectors, report, 0.0, 1.0)
         report(1.0)
-        return VectorIndex(_compacted(index))
+        return VectorIndex(index)
 
     nlist = _choose_nlist(n)
     quantizer = faiss.IndexFlatIP(dim)
@@ -502,7 +506,7 @@ def build_index(
     report(0.3)
     _add_in_chunks(index, ids, vectors, report, 0.3, 0.8)
 
-    vector_index = VectorIndex(_compacted(index))
+    vector_index = VectorIndex(index)
     sample = np.sort(rng.choice(n, min(n, RECALL_SAMPLE_SIZE), replace=False))
     truth = ids[faiss.knn(vectors[sample], vectors, 10, metric=faiss.METRIC_INNER_PRODUCT)[1]]
     report(0.9)
@@ -520,11 +524,6 @@ def _kind_of(index: faiss.Index) -> str:
     if isinstance(index, faiss.IndexIVFScalarQuantizer) and index.metric_type == faiss.METRIC_INNER_PRODUCT:
         return KIND_APPROX
     raise ValueError(f"unsupported FAISS index type {type(index).__name__}")
-
-
-def _compacted(index: faiss.Index) -> faiss.Index:
-    """A copy without the spare capacity that growing vectors leave (~35% of an IVF built in chunks)."""
-    return faiss.deserialize_index(faiss.serialize_index(index))
 
 
 def _check_ids_vectors(ids: np.ndarray, vectors: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:

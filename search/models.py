@@ -82,6 +82,7 @@ class Job(models.Model):
     class Kind(models.TextChoices):
         IMPORT = "import", "Import"
         PROCESS = "process", "Process new images"
+        REMOVE = "remove", "Remove deleted images"
         REINDEX = "reindex", "Rebuild index"
         ACTIVATE_MODEL = "activate_model", "Activate model"
         PROJECTION = "projection", "Embedding projection"

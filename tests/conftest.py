@@ -113,3 +113,48 @@ def real_images_dir(tmp_path_factory) -> Path:
     with tarfile.open(archive) as tf:
         tf.extractall(target, filter="data")
     return target / "geological_similarity"
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small, seeded, untrained embedding network saved as a real checkpoint (fast, deterministic)."""
+    import torch
+
+    from training.checkpoint import save_checkpoint
+    from training.model import EmbeddingNet, ModelConfig
+
+    torch.manual_seed(0)
+    model = EmbeddingNet(ModelConfig(widths=(8, 16), blocks_per_stage=1)).eval()
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny.pt"
+    return save_checkpoint(
+        path, model=model, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], class_names=list(ROCK_TYPES), tta=False
+    )
+
+
+@pytest.fixture(scope="session")
+def other_tiny_checkpoint(tmp_path_factory) -> Path:
+    """A second checkpoint with a different embedding dimension (a model change)."""
+    import torch
+
+    from training.checkpoint import save_checkpoint
+    from training.model import EmbeddingNet, ModelConfig
+
+    torch.manual_seed(1)
+    model = EmbeddingNet(ModelConfig(widths=(8, 16), blocks_per_stage=1, embedding_dim=64)).eval()
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny64.pt"
+    return save_checkpoint(
+        path, model=model, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25], class_names=list(ROCK_TYPES), tta=False
+    )
+
+
+@pytest.fixture(autouse=True)
+def engine_state(settings, tiny_checkpoint):
+    """Searches use the tiny model, check the index version on every call, and start with clean caches."""
+    from search import embedder, live_index
+
+    settings.GEOSIM_DEFAULT_CHECKPOINT = tiny_checkpoint
+    settings.GEOSIM_INDEX_CHECK_SECONDS = 0
+    embedder.clear_cache()
+    live_index.reset()
+    yield
+    live_index.reset()

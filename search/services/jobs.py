@@ -109,9 +109,14 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
 
 def _handler_for(kind: str) -> Callable:
     # Imported here: handlers live in the service module of their capability and import this one.
-    from search.services import processing
+    from search.services import indexing, processing
 
-    handlers = {Job.Kind.PROCESS: processing.images_process}
+    handlers = {
+        Job.Kind.PROCESS: processing.images_process,
+        Job.Kind.REMOVE: processing.images_unindex,
+        Job.Kind.REINDEX: indexing.index_rebuild,
+        Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
+    }
     try:
         return handlers[kind]
     except KeyError:

@@ -1,4 +1,4 @@
-"""Processing new images in the background: display thumbnails, then embeddings and the live index."""
+"""Processing new images in the background: display thumbnails, embeddings, then the live index."""
 
 from __future__ import annotations
 
@@ -6,28 +6,44 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-from search.imaging import decode_image, make_thumbnail
+from search.imaging import THUMBNAIL_EDGE, decode_image, make_thumbnail
 from search.models import Image, Job
+from search.services.indexing import embed_missing, index_add_images, index_model_version, index_remove_images
 from search.services.jobs import JobProgress
 
 
 def images_process(job: Job, progress: JobProgress) -> dict:
-    """Handle a PROCESS job: make thumbnails for the job's images (large ones only)."""
+    """Handle a PROCESS job: thumbnails for large images, embed, add to the live index (no rebuild)."""
     image_ids = job.params.get("image_ids", [])
     progress.set_total(len(image_ids))
-    thumbnails = missing = 0
-    for image in Image.objects.filter(pk__in=image_ids).only("pk", "file", "sha256", "thumbnail").iterator():
-        if _make_thumbnail(image):
-            thumbnails += 1
-        progress.advance()
-    missing = len(image_ids) - progress.job.done
+    thumbnails = 0
+    large = Image.objects.filter(pk__in=image_ids, thumbnail="").only("pk", "file", "sha256", "width", "height")
+    for image in large.iterator():
+        if max(image.width, image.height) > THUMBNAIL_EDGE:
+            thumbnails += _make_thumbnail(image)
+    model_version = index_model_version()
+    embedded = embed_missing(model_version, image_ids=image_ids, on_batch=progress.advance)
+    version = index_add_images(image_ids)
     progress.advance(0, force=True)
-    return {"images": progress.job.done, "thumbnails": thumbnails, "missing": missing}
+    return {
+        "images": len(image_ids),
+        "thumbnails": thumbnails,
+        "embedded": embedded,
+        "model_version": model_version.name,
+        "index_version": version.version,
+    }
+
+
+def images_unindex(job: Job, progress: JobProgress) -> dict:
+    """Handle a REMOVE job: take deleted images out of the live index."""
+    image_ids = job.params.get("image_ids", [])
+    progress.set_total(len(image_ids))
+    version = index_remove_images(image_ids)
+    progress.advance(len(image_ids), force=True)
+    return {"removed": len(image_ids), "index_version": version.version if version else None}
 
 
 def _make_thumbnail(image: Image) -> bool:
-    if image.thumbnail:
-        return False
     with image.file.open("rb") as handle:
         decoded = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
     data = make_thumbnail(decoded.image)

@@ -1,0 +1,58 @@
+"""The CNN embedder of the search service: one loaded model per model version, per process.
+
+Checkpoints are loaded lazily on first use and kept; loading is guarded by a lock so concurrent
+requests in a threaded server load a model once. Preprocessing is the training package's own
+(``training.preprocessing.to_model_input``), so queries are prepared exactly like training images.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+from django.conf import settings
+from PIL import Image
+
+from search.models import ModelVersion
+from training.inference import Embedder
+
+_lock = threading.Lock()
+_embedders: dict[tuple[int, str], Embedder] = {}
+_threads_configured = False
+
+
+def get_embedder(model_version: ModelVersion) -> Embedder:
+    """The loaded embedder of a model version (raises training.checkpoint.CheckpointError if unusable)."""
+    key = (model_version.pk, model_version.checkpoint_sha256)
+    embedder = _embedders.get(key)
+    if embedder is not None:
+        return embedder
+    with _lock:
+        _configure_threads()
+        embedder = _embedders.get(key)
+        if embedder is None:
+            embedder = Embedder.from_checkpoint(Path(model_version.checkpoint))
+            _embedders[key] = embedder
+    return embedder
+
+
+def embed_images(model_version: ModelVersion, images: list[Image.Image]) -> np.ndarray:
+    """Embed RGB images (any size): float32 N×D, L2-normalised."""
+    return get_embedder(model_version).embed_images(images, batch_size=settings.GEOSIM_BATCH_SIZE)
+
+
+def clear_cache() -> None:
+    """Forget loaded models (tests; a deleted model version)."""
+    with _lock:
+        _embedders.clear()
+
+
+def _configure_threads() -> None:
+    # One intra-op thread keeps single-image latency lowest and lets parallel requests use the
+    # other cores; batch jobs in workers may ask for more with GEOSIM_TORCH_THREADS.
+    global _threads_configured
+    if not _threads_configured:
+        torch.set_num_threads(settings.GEOSIM_TORCH_THREADS)
+        _threads_configured = True

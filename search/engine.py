@@ -1,0 +1,145 @@
+"""Similarity search: a query image (bytes or an indexed image) → the K most similar images.
+
+One code path serves the web page, the REST API and ``manage.py search_similar``. The query is
+embedded with the model the live index was built with (so a model change can never mix vector
+spaces), searched with one FAISS thread (fastest for single queries), and the rock type is predicted
+by a score-weighted vote of the nearest neighbours.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+from django.conf import settings
+
+from search import embedder, live_index
+from search.imaging import decode_image
+from search.index import search_threads
+from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
+from search.models import Embedding, Image
+
+VOTE_NEIGHBOURS = 10
+MAX_K = 100
+
+
+class UnknownImage(LookupError):
+    """The image id does not exist."""
+
+
+class UnknownLabel(ValueError):
+    """No image of the collection carries that rock type."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    image: Image
+    score: float
+
+
+@dataclass
+class SearchAnswer:
+    hits: list[SearchHit]
+    predicted_label: str | None
+    vote: dict[str, float]  # rock type → share of the neighbours' score weight
+    model_version: str
+    index_version: int
+    took_ms: float = 0.0
+    query_image: Image | None = field(default=None)
+
+
+def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> SearchAnswer:
+    """Search with an uploaded image (raises ImageRejected for bad bytes, IndexUnavailable, UnknownLabel)."""
+    started = time.perf_counter()
+    picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
+    loaded = live_index.current()
+    vector = embedder.embed_images(loaded.version.model_version, [picture.image])
+    return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
+
+
+def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> SearchAnswer:
+    """Search with an image of the collection; the image itself is excluded from the results."""
+    started = time.perf_counter()
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None:
+        raise UnknownImage(f"No image with id {image_id}.")
+    loaded = live_index.current()
+    model_version = loaded.version.model_version
+    stored = Embedding.objects.filter(image=image, model_version=model_version).values_list("vector", flat=True)
+    if stored:
+        vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
+    else:  # not embedded yet (its job is still queued): embed it now
+        with image.file.open("rb") as handle:
+            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
+        vector = embedder.embed_images(model_version, [picture.image])
+    answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
+    answer.query_image = image
+    return answer
+
+
+def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: int | None, started: float):
+    if not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be between 1 and {MAX_K}.")
+    exclude_ids = None if exclude is None else np.array([exclude], dtype=np.int64)
+    allowed = None
+    if label:
+        allowed = loaded.ids_with_label(label)
+        if not len(allowed):
+            raise UnknownLabel(f"No image of the collection has the rock type {label!r}.")
+    with search_threads(settings.GEOSIM_SEARCH_THREADS):
+        neighbours = max(k, VOTE_NEIGHBOURS)
+        scores, ids = loaded.index.search(vector, neighbours, exclude_ids=exclude_ids)
+        if allowed is not None:
+            hit_scores, hit_ids = loaded.index.search(vector, k, allowed_ids=allowed, exclude_ids=exclude_ids)
+        else:
+            hit_scores, hit_ids = scores[:, :k], ids[:, :k]
+    wanted = {int(i) for i in np.concatenate([ids[0], hit_ids[0]]) if i >= 0}
+    images = Image.objects.in_bulk(wanted)
+    vote = _vote(scores[0], ids[0], images)
+    hits = [
+        SearchHit(image=images[int(i)], score=float(s))
+        for s, i in zip(hit_scores[0], hit_ids[0], strict=True)
+        if i >= 0 and int(i) in images  # an image deleted since the index version was built is skipped
+    ]
+    return SearchAnswer(
+        hits=hits,
+        predicted_label=max(vote, key=vote.get) if vote else None,
+        vote=vote,
+        model_version=loaded.version.model_version.name,
+        index_version=loaded.version.version,
+        took_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def _vote(scores: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict[str, float]:
+    """Score-weighted k-NN vote over labelled neighbours: rock type → share of the weight."""
+    weights: dict[str, float] = defaultdict(float)
+    for score, image_id in zip(scores, ids, strict=True):
+        image = images.get(int(image_id))
+        if image_id >= 0 and image is not None and image.label:
+            weights[image.label] += max(float(score), 0.0)
+    total = sum(weights.values())
+    if total <= 0:
+        return {}
+    return {label: round(weight / total, 4) for label, weight in sorted(weights.items(), key=lambda kv: -kv[1])}
+
+
+def answer_payload(answer: SearchAnswer, *, absolute_url=lambda url: url) -> dict:
+    """The JSON shape shared by POST /api/v1/search/, the similar-images endpoint and search_similar --json."""
+    return {
+        "results": [
+            {
+                "id": hit.image.pk,
+                "score": round(hit.score, 6),
+                "label": hit.image.label,
+                "image_url": absolute_url(hit.image.file.url),
+            }
+            for hit in answer.hits
+        ],
+        "predicted_label": answer.predicted_label,
+        "model_version": answer.model_version,
+        "index_version": answer.index_version,
+        "took_ms": round(answer.took_ms, 3),
+    }

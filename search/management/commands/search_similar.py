@@ -1,0 +1,45 @@
+"""python manage.py search_similar IMAGE [-k 5] [--json]"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from search.engine import IndexUnavailable, UnknownLabel, answer_payload, search_by_bytes
+from search.imaging import ImageRejected
+
+
+class Command(BaseCommand):
+    help = "Top-K most similar images of the collection to an image file, from the live index."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("image", type=Path)
+        parser.add_argument("-k", type=int, default=5, help="number of results (1–100)")
+        parser.add_argument("--label", help="only images of this rock type")
+        parser.add_argument("--json", action="store_true", dest="as_json", help="print the API's JSON answer")
+
+    def handle(self, *args, image: Path, k: int, label: str | None, as_json: bool, **options) -> None:
+        if not 1 <= k <= 100:
+            raise CommandError("-k must be between 1 and 100.")
+        try:
+            data = image.read_bytes()
+        except OSError as exc:
+            raise CommandError(f"Cannot read {image}: {exc.strerror}.") from None
+        try:
+            answer = search_by_bytes(data, k=k, label=label)
+        except (ImageRejected, IndexUnavailable, UnknownLabel) as exc:
+            raise CommandError(str(exc)) from None
+        payload = answer_payload(answer)
+        if as_json:
+            self.stdout.write(json.dumps(payload, indent=2))
+            return
+        self.stdout.write(
+            f"Predicted rock type: {answer.predicted_label or '—'}   "
+            f"(model {answer.model_version}, index v{answer.index_version}, {answer.took_ms:.1f} ms)"
+        )
+        for rank, hit in enumerate(payload["results"], 1):
+            self.stdout.write(
+                f"{rank:>3}. #{hit['id']:<8} {hit['score']:.4f}  {hit['label'] or '—':<12} {hit['image_url']}"
+            )

@@ -1,0 +1,228 @@
+"""Embeddings and the live FAISS index: embed what is missing, add/remove incrementally, rebuild and swap.
+
+The database is the source of truth: every image's vector is stored per model version
+(:class:`~search.models.Embedding`), and the live index is a saved file plus an active
+:class:`~search.models.IndexVersion` row. Every change to the index — adding new images, removing
+deleted ones, swapping in a rebuilt index — happens under one lock (a Postgres advisory lock; SQLite's
+write lock in the embedded mode), writes a complete new version directory, and then flips the active
+row in the same transaction. Processes notice the new version through :mod:`search.live_index` and
+never see a half-written file; searches keep answering from the previous version meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from search import embedder
+from search.imaging import decode_image
+from search.index import VectorIndex, build_index, search_threads
+from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.jobs import JobProgress, job_create
+from search.services.model_versions import model_version_ensure_active
+
+logger = logging.getLogger(__name__)
+
+_INDEX_LOCK_KEY = 0x6E05_1D01  # arbitrary, constant: the advisory lock guarding index changes
+_REINDEX_KINDS = (Job.Kind.REINDEX, Job.Kind.ACTIVATE_MODEL)
+_OPEN = (Job.Status.PENDING, Job.Status.RUNNING)
+
+
+@contextlib.contextmanager
+def index_lock() -> Iterator[None]:
+    """A transaction holding the cluster-wide index lock (released at commit or rollback)."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_INDEX_LOCK_KEY])
+        yield
+
+
+def index_model_version() -> ModelVersion:
+    """The model whose vectors the live index holds; the active model when there is no index yet."""
+    active = IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+    return active.model_version if active else model_version_ensure_active()
+
+
+# -- embeddings ----------------------------------------------------------------------------------
+
+
+def embed_missing(
+    model_version: ModelVersion, *, image_ids: list[int] | None = None, on_batch: Callable[[int], None] | None = None
+) -> int:
+    """Embed the images (all, or ``image_ids``) that have no vector under ``model_version``; return how many."""
+    pending = Image.objects.exclude(embeddings__model_version=model_version)
+    if image_ids is not None:
+        pending = pending.filter(pk__in=image_ids)
+    ids = list(pending.order_by("pk").values_list("pk", flat=True))
+    done = 0
+    for start in range(0, len(ids), settings.GEOSIM_BATCH_SIZE):
+        chunk = ids[start : start + settings.GEOSIM_BATCH_SIZE]
+        loaded_ids, pictures = [], []
+        for image in Image.objects.filter(pk__in=chunk).only("pk", "file").order_by("pk"):
+            try:
+                with image.file.open("rb") as handle:
+                    pictures.append(decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image)
+                loaded_ids.append(image.pk)
+            except Exception as exc:  # a file lost from disk must not stop the other images
+                logger.warning("Image %s cannot be embedded: %s", image.pk, exc)
+        if pictures:
+            vectors = embedder.embed_images(model_version, pictures)
+            Embedding.objects.bulk_create(
+                [
+                    Embedding(image_id=pk, model_version=model_version, vector=vector.astype("<f4").tobytes())
+                    for pk, vector in zip(loaded_ids, vectors, strict=True)
+                ],
+                ignore_conflicts=True,
+            )
+        done += len(loaded_ids)
+        if on_batch:
+            on_batch(len(chunk))
+    return done
+
+
+def stored_vectors(model_version: ModelVersion, *, image_ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(ids int64, vectors float32 N×D) of the stored embeddings of a model version."""
+    rows = Embedding.objects.filter(model_version=model_version)
+    if image_ids is not None:
+        rows = rows.filter(image_id__in=image_ids)
+    pairs = list(rows.order_by("image_id").values_list("image_id", "vector"))
+    ids = np.fromiter((pk for pk, _ in pairs), dtype=np.int64, count=len(pairs))
+    data = b"".join(bytes(vector) for _, vector in pairs)
+    vectors = np.frombuffer(data, dtype="<f4").reshape(len(pairs), model_version.embedding_dim).astype(np.float32)
+    return ids, vectors
+
+
+# -- incremental changes ---------------------------------------------------------------------------
+
+
+def index_add_images(image_ids: list[int]) -> IndexVersion:
+    """Make images searchable now: add their stored vectors to the live index as a new version."""
+    with index_lock():
+        active = _active_for_update()
+        if active is None:
+            return _build_and_activate(index_model_version())
+        ids, vectors = stored_vectors(active.model_version, image_ids=image_ids)
+        index = _load(active)
+        index.add(ids, vectors)
+        return _save_and_activate(index, active.model_version)
+
+
+def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
+    """Take deleted images out of the live index (a new version); None when there is no index."""
+    with index_lock():
+        active = _active_for_update()
+        if active is None:
+            return None
+        index = _load(active)
+        if not index.remove(np.asarray(image_ids, dtype=np.int64)):
+            return active
+        return _save_and_activate(index, active.model_version)
+
+
+# -- full rebuilds -----------------------------------------------------------------------------------
+
+
+def reindex_request(*, created_by=None, model_version: ModelVersion | None = None) -> Job:
+    """Ask for a full rebuild (optionally onto another model); joins a pending or running one for the same model."""
+    target = model_version or model_version_ensure_active()
+    kind = Job.Kind.ACTIVATE_MODEL if model_version and not model_version.is_active else Job.Kind.REINDEX
+    with index_lock():
+        for job in Job.objects.filter(kind__in=_REINDEX_KINDS, status__in=_OPEN):
+            if job.params.get("model_version_id") == target.pk:
+                return job
+        return job_create(kind=kind, params={"model_version_id": target.pk}, created_by=created_by)
+
+
+def index_rebuild(job: Job, progress: JobProgress) -> dict:
+    """Handle a REINDEX / ACTIVATE_MODEL job: embed what is missing, build a new index, swap it in."""
+    target = ModelVersion.objects.get(pk=job.params["model_version_id"])
+    missing = Image.objects.exclude(embeddings__model_version=target).count()
+    total_images = Image.objects.count()
+    progress.set_total(total_images)
+    progress.advance(total_images - missing, force=True)
+    embedded = embed_missing(target, on_batch=progress.advance)
+
+    ids, vectors = stored_vectors(target)
+    with search_threads(settings.GEOSIM_BUILD_THREADS):
+        index = build_index(ids, vectors, exact_limit=settings.GEOSIM_EXACT_INDEX_LIMIT)
+
+    with index_lock():
+        # Images added or deleted while the index was being built.
+        late = embed_missing(target)
+        known = np.fromiter(Image.objects.values_list("pk", flat=True), dtype=np.int64)
+        late_ids = np.setdiff1d(known, index.ids())
+        if len(late_ids):
+            index.add(*stored_vectors(target, image_ids=late_ids.tolist()))
+        gone = np.setdiff1d(index.ids(), known)
+        if len(gone):
+            index.remove(gone)
+        version = _save_and_activate(index, target)
+        if not target.is_active:
+            ModelVersion.objects.filter(is_active=True).update(is_active=False)
+            ModelVersion.objects.filter(pk=target.pk).update(is_active=True)
+    progress.advance(0, force=True)
+    return {
+        "index_version": version.version,
+        "model_version": target.name,
+        "vectors": version.vector_count,
+        "kind": version.kind,
+        "recall_at_10": version.recall_at_10,
+        "embedded": embedded + late,
+    }
+
+
+# -- internals -----------------------------------------------------------------------------------------
+
+
+def _active_for_update() -> IndexVersion | None:
+    return IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+
+
+def _load(version: IndexVersion) -> VectorIndex:
+    return VectorIndex.load(
+        Path(version.path),
+        expected_model_version=str(version.model_version_id),
+        expected_dim=version.model_version.embedding_dim,
+    )
+
+
+def _build_and_activate(model_version: ModelVersion) -> IndexVersion:
+    ids, vectors = stored_vectors(model_version)
+    index = build_index(ids, vectors, exact_limit=settings.GEOSIM_EXACT_INDEX_LIMIT)
+    return _save_and_activate(index, model_version)
+
+
+def _save_and_activate(index: VectorIndex, model_version: ModelVersion) -> IndexVersion:
+    """Write a new version directory, then make it the active row (the caller holds the index lock)."""
+    last = IndexVersion.objects.order_by("-version").values_list("version", flat=True).first() or 0
+    number = last + 1
+    directory = Path(settings.GEOSIM_INDEX_DIR) / f"v{number:07d}"
+    index.save(directory, index_version=number, model_version=str(model_version.pk))
+    IndexVersion.objects.filter(is_active=True).update(is_active=False)
+    version = IndexVersion.objects.create(
+        version=number,
+        model_version=model_version,
+        path=str(directory),
+        kind=index.kind,
+        vector_count=index.ntotal,
+        recall_at_10=index.recall_at_10,
+        is_active=True,
+    )
+    transaction.on_commit(_prune_old_versions)
+    return version
+
+
+def _prune_old_versions() -> None:
+    """Delete all but the newest GEOSIM_INDEX_KEEP inactive versions (processes may still read those)."""
+    old = IndexVersion.objects.filter(is_active=False).order_by("-version")[settings.GEOSIM_INDEX_KEEP :]
+    for version in list(old):
+        shutil.rmtree(version.path, ignore_errors=True)
+        version.delete()
