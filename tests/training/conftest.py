@@ -1,0 +1,63 @@
+"""Fixtures for the training package: tiny generated image folders and a checkpoint trained on one.
+
+Images are made on the fly (no real data): each class has its own texture family (stripes, checks,
+blobs) and colour, plus noise, so a few training steps separate them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+CLASSES = ("andesite", "gneiss", "schist")
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+
+
+def texture(label_index: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
+    """A uint8 size×size×3 patch whose pattern and tint depend on the class."""
+    y, x = np.mgrid[0:size, 0:size].astype(np.float64)
+    phase = rng.uniform(0, 2 * np.pi)
+    period = rng.uniform(3.0, 5.0)
+    if label_index % 3 == 0:
+        pattern = np.sin(2 * np.pi * x / period + phase)
+    elif label_index % 3 == 1:
+        pattern = np.sign(np.sin(2 * np.pi * x / period + phase) * np.sin(2 * np.pi * y / period))
+    else:
+        pattern = np.sin(2 * np.pi * (x + y) / (2 * period) + phase) ** 2 * 2 - 1
+    tint = np.array([[0.9, 0.5, 0.4], [0.4, 0.8, 0.5], [0.5, 0.5, 0.9]])[label_index % 3]
+    pixels = 128 + 60 * pattern[..., None] * tint + rng.normal(0, 12, (size, size, 3))
+    return np.clip(pixels, 0, 255).astype(np.uint8)
+
+
+def make_image_folder(root: Path, per_class: int = 16, classes: tuple[str, ...] = CLASSES, seed: int = 0) -> Path:
+    """Write ``root/<class>/<CODE>.png`` like the real dataset and return ``root``."""
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            Image.fromarray(texture(index, rng)).save(folder / f"C{index}{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes × 16 generated 28×28 PNGs."""
+    return make_image_folder(tmp_path_factory.mktemp("tiny") / "geological_similarity")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folder: Path) -> Path:
+    """A checkpoint trained for 2 epochs on ``tiny_folder`` with a narrow network (a few seconds)."""
+    from training.train import main
+
+    out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
+    code = main(
+        ["--data", str(tiny_folder), "--out", str(out), "--epochs", "2", "--seed", "1", "--batch-size", "24",
+         "--widths", "8,16", "--val-fraction", "0.25", "--test-fraction", "0.25"]
+    )
+    assert code == 0
+    return out

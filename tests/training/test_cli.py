@@ -1,0 +1,108 @@
+"""The command-line tools on a tiny generated folder: train, embed, evaluate, visualize."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from training import embed, evaluate, train, visualize
+from training.checkpoint import load_checkpoint
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_train_writes_checkpoint_log_and_curve(tiny_checkpoint: Path) -> None:
+    loaded = load_checkpoint(tiny_checkpoint)
+    assert loaded.class_names == ["andesite", "gneiss", "schist"]
+    assert loaded.training["epochs"] == 2 and loaded.training["seed"] == 1
+    assert loaded.data["split"] == {"seed": 1, "method": "training.data.stratified_split",
+                                    "train": 24, "val": 12, "test": 12}
+    assert len(loaded.data["test_keys"]) == 12 and loaded.data["description"]
+    assert set(loaded.metrics["test"]) == {"p_at_1", "p_at_5", "map_at_r", "r_precision"}
+    stem = tiny_checkpoint.with_suffix("")
+    with open(f"{stem}_log.csv") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert {"loss", "triplet", "val_p_at_1", "val_map_at_r"} <= set(rows[0])
+    assert Path(f"{stem}_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads(Path(f"{stem}_summary.json").read_text())
+    assert summary["metrics"]["best_epoch"] in (1, 2)
+
+
+def test_training_is_reproducible_for_a_seed(tiny_folder: Path, tmp_path: Path) -> None:
+    args = ["--data", str(tiny_folder), "--epochs", "1", "--batch-size", "12", "--widths", "8",
+            "--no-baselines", "--seed", "4"]
+    assert train.main([*args, "--out", str(tmp_path / "a.pt")]) == 0
+    assert train.main([*args, "--out", str(tmp_path / "b.pt")]) == 0
+    first = load_checkpoint(tmp_path / "a.pt").model.state_dict()
+    second = load_checkpoint(tmp_path / "b.pt").model.state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_embed_writes_the_contract_npz(tiny_checkpoint: Path, tiny_folder: Path, tmp_path: Path) -> None:
+    out = tmp_path / "embeddings.npz"
+    assert embed.main(["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder), "--out", str(out)]) == 0
+    arrays = np.load(out)
+    assert set(arrays.files) == {"paths", "labels", "embeddings"}
+    paths, labels, embeddings = arrays["paths"], arrays["labels"], arrays["embeddings"]
+    assert paths.dtype.kind == "U" and labels.dtype.kind == "U"
+    assert len(paths) == len(labels) == len(embeddings) == 48
+    assert paths[0] == "andesite/C0000.png" and labels[0] == "andesite"
+    assert all(label == path.split("/")[0] for path, label in zip(paths, labels, strict=True))
+    assert all((tiny_folder / p).is_file() for p in paths)
+    assert embeddings.dtype == np.float32 and embeddings.shape == (48, 128)
+    assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_evaluate_json_runs_as_a_command_without_django(tiny_checkpoint: Path, tiny_folder: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "training.evaluate", "--checkpoint", str(tiny_checkpoint),
+         "--data", str(tiny_folder), "--json"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in ("p_at_1", "p_at_5", "map_at_r", "r_precision"):
+        assert 0.0 <= report[key] <= 1.0
+    assert report["images"] == 48
+    assert sum(map(sum, report["top1_confusion"])) == 48
+
+
+def test_training_package_does_not_import_django() -> None:
+    code = ("import sys, training.train, training.embed, training.evaluate, training.visualize, "
+            "training.inference; print('django' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+def test_evaluate_text_and_heldout_only(tiny_checkpoint: Path, tiny_folder: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder)]
+    assert evaluate.main(args) == 0
+    assert "p_at_1" in capsys.readouterr().out
+    assert evaluate.main([*args, "--json", "--heldout-only"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 12
+
+
+def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_checkpoint: Path, tiny_folder: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "plots"
+    assert visualize.main(["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder),
+                           "--out", str(out), "--max-points", "30"]) == 0
+    for name in ("pca_2d.png", "pca_3d.png", "tsne_2d.png", "tsne_3d.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    assert (out / "tsne_3d_rotating.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    html = (out / "embedding_3d.html").read_text()
+    assert "andesite" in html and "t-SNE" in html
+    assert not re.search(r"<script[^>]*\bsrc=", html), "no external scripts: plotly.js is bundled"
+    assert len(html) > 1_000_000

@@ -1,0 +1,47 @@
+"""The shipped checkpoint on the real images it never saw (needs ../shared/data, as in CI)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.data import image_key, load_image_folder
+from training.inference import Embedder
+from training.metrics import retrieval_metrics
+
+from .conftest import SHARED_DATA
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = REPO_ROOT / "training" / "weights" / "default.pt"
+
+pytestmark = pytest.mark.realdata
+
+
+@pytest.fixture(scope="module")
+def real_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The shared archives extracted to a temporary folder (about a second per part)."""
+    archives = sorted(SHARED_DATA.glob("geological_similarity-part*.tar.xz"))
+    if not archives:
+        pytest.skip(f"real data absent: no geological_similarity-part*.tar.xz in {SHARED_DATA}")
+    target = tmp_path_factory.mktemp("real")
+    for archive in archives:
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+    return target
+
+
+def test_shipped_checkpoint_on_held_out_real_images(real_images: Path) -> None:
+    if not SHIPPED.exists():
+        pytest.skip(f"{SHIPPED} not shipped yet")
+    embedder = Embedder.from_checkpoint(SHIPPED)
+    held_out = set(embedder.checkpoint.data["test_keys"])
+    images = load_image_folder(real_images, class_names=embedder.class_names)
+    chosen = np.flatnonzero([image_key(path) in held_out for path in images.paths])
+    assert len(chosen) >= 0.9 * len(held_out), "most held-out images should be in the shared archive"
+    sample = images.subset(chosen)
+    metrics = retrieval_metrics(embedder.embed_arrays(sample.images), sample.labels)
+    assert metrics["p_at_1"] >= 0.97, metrics
+    assert metrics["map_at_r"] >= 0.9, metrics

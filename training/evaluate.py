@@ -1,0 +1,66 @@
+"""Score a checkpoint on a folder: ``python -m training.evaluate --checkpoint C --data DIR [--json]``.
+
+Leave-one-out retrieval over the folder's images: each image queries all the others; prints P@1,
+P@5, MAP@R and R-precision (``--json``: one JSON object). ``--heldout-only`` keeps only the images
+the checkpoint's training run held out as its test split (matched by ``class/name``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from .data import image_key, load_image_folder
+from .inference import Embedder
+from .metrics import retrieval_metrics, top1_confusion
+
+
+def evaluate_folder(embedder: Embedder, data_dir: Path, heldout_only: bool = False) -> dict:
+    """Metrics, image count and top-1 confusion table for the images under ``data_dir``."""
+    images = load_image_folder(data_dir, size=embedder.input_size)
+    if heldout_only:
+        keys = set((embedder.checkpoint.data if embedder.checkpoint else {}).get("test_keys", []))
+        if not keys:
+            raise ValueError("this checkpoint records no held-out test images")
+        images = images.subset(np.flatnonzero([image_key(p) in keys for p in images.paths]))
+        if len(images) < 2:
+            raise ValueError(f"fewer than two of the checkpoint's held-out images are under {data_dir}")
+    labels = [path.split("/")[-2] if "/" in path else "" for path in images.paths]
+    embeddings = embedder.embed_arrays(images.images)
+    classes, table = top1_confusion(embeddings, labels)
+    return {
+        **retrieval_metrics(embeddings, labels),
+        "images": len(labels),
+        "classes": classes,
+        "top1_confusion": table.tolist(),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    parser = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True, help="folder of class-named subfolders of images")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--heldout-only", action="store_true", help="only the checkpoint's held-out test images")
+    args = parser.parse_args(argv)
+    result = evaluate_folder(Embedder.from_checkpoint(args.checkpoint), args.data, args.heldout_only)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"{result['images']} images, leave-one-out retrieval")
+    for key in ("p_at_1", "p_at_5", "map_at_r", "r_precision"):
+        print(f"  {key:12s} {result[key]:.4f}")
+    width = max(len(c) for c in result["classes"])
+    print("top-1 neighbour (rows: query class, columns: neighbour class)")
+    print(" " * (width + 2) + " ".join(f"{c[:6]:>6s}" for c in result["classes"]))
+    for name, row in zip(result["classes"], result["top1_confusion"], strict=True):
+        print(f"  {name:{width}s}" + " ".join(f"{v:6d}" for v in row))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""Turn any image into the model's input: the one function shared by training and the search service.
+
+Every image, whatever its size or mode, goes through :func:`to_model_input` before it reaches the
+network, so an upload is seen exactly the way the training images were.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+INPUT_SIZE = 28
+"""Side of the square RGB input the shipped model expects (the dataset's native 28×28)."""
+
+RESAMPLE = Image.Resampling.LANCZOS
+"""Anti-aliased filter for resizing; PIL widens its support when shrinking, so large photos
+are averaged rather than sampled (no moiré on fine rock texture)."""
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: 16-bit/32-bit/float are rescaled, alpha is composited on white."""
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        values = np.asarray(image, dtype=np.float64)
+        if mode.startswith("I;16"):
+            values = values / 257.0
+        elif mode == "I":
+            top = values.max(initial=0.0)
+            values = values / 257.0 if top > 255 else values
+        else:
+            top = values.max(initial=0.0)
+            values = values * 255.0 if top <= 1.0 else values
+        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
+        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), mode="RGB")
+    if mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+        mode = "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
+    """Return ``image`` as a uint8 ``size×size×3`` RGB array ready for the model.
+
+    Steps, in order: apply the EXIF orientation; convert any mode to RGB (CMYK, palette, greyscale,
+    16-bit and float are rescaled to 8 bits; transparency is composited on white); centre-crop to a
+    square, so a texture is never stretched; resize with an anti-aliasing Lanczos filter. An image
+    that already is ``size×size`` is passed through untouched (the dataset's own 28×28 JPEGs).
+    """
+    if size <= 0:
+        raise ValueError(f"size must be positive, got {size}")
+    image = ImageOps.exif_transpose(image)
+    rgb = _to_rgb(image)
+    width, height = rgb.size
+    if width != height:
+        side = min(width, height)
+        left = (width - side) // 2
+        top = (height - side) // 2
+        rgb = rgb.crop((left, top, left + side, top + side))
+    if rgb.size != (size, size):
+        rgb = rgb.resize((size, size), resample=RESAMPLE, reducing_gap=3.0)
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def to_tensor(
+    batch_uint8: np.ndarray | torch.Tensor, mean: Sequence[float], std: Sequence[float]
+) -> torch.Tensor:
+    """Turn uint8 ``N×H×W×3`` (or one ``H×W×3``) pixels into a normalised float32 ``N×3×H×W`` tensor.
+
+    Pixels are scaled to [0, 1], then ``(x - mean) / std`` per channel, with the statistics stored in
+    the checkpoint.
+    """
+    batch = torch.as_tensor(batch_uint8)
+    if batch.dtype != torch.uint8:
+        raise TypeError(f"expected uint8 pixels, got {batch.dtype}")
+    if batch.ndim == 3:
+        batch = batch.unsqueeze(0)
+    if batch.ndim != 4 or batch.shape[-1] != 3:
+        raise ValueError(f"expected N×H×W×3 pixels, got shape {tuple(batch.shape)}")
+    floats = batch.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
+    return normalize(floats, mean, std)
+
+
+def normalize(floats: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Normalise float ``N×3×H×W`` pixels in [0, 1] per channel: ``(x - mean) / std`` (a new tensor)."""
+    mean_t = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
+    std_t = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
+    return ((floats - mean_t) / std_t).contiguous()

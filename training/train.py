@@ -1,0 +1,313 @@
+"""Train the embedding model: ``python -m training.train --data DIR --out CHECKPOINT [--epochs N] [--seed S]``.
+
+Recipe: class-balanced batches (``MPerClassSampler``), flips/quarter-turns and mild colour jitter,
+triplet loss with semi-hard mining plus a normalised-softmax auxiliary loss, AdamW with a one-cycle
+schedule, an exponential moving average (EMA) of the weights. Each epoch the EMA weights are scored
+on the validation split; the best epoch's weights are saved. The test split is touched only once, at
+the end, for the reported metrics and the baselines. Writes next to the checkpoint a per-epoch log
+(``<name>_log.csv``), a training-curve PNG (``<name>_curve.png``) and a JSON summary
+(``<name>_summary.json``). Same data, seed and thread count → same weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import csv
+import json
+import logging
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from pytorch_metric_learning.samplers import MPerClassSampler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm import tqdm
+
+from .baselines import baseline_metrics
+from .checkpoint import save_checkpoint
+from .data import Augmentation, ImageSet, channel_stats, image_key, load_image_folder, stratified_split
+from .inference import Embedder
+from .losses import MINERS, EmbeddingLoss, LossConfig
+from .metrics import retrieval_metrics, top1_confusion
+from .model import EmbeddingNet, ModelConfig, count_parameters
+from .preprocessing import INPUT_SIZE, normalize
+
+log = logging.getLogger("training.train")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (stored in the checkpoint)."""
+
+    epochs: int = 30
+    seed: int = 0
+    batch_size: int = 192
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    warmup_fraction: float = 0.15
+    ema_decay: float = 0.998
+    """0 turns the EMA off (the raw weights are scored and saved)."""
+    val_fraction: float = 0.10
+    test_fraction: float = 0.15
+    tta: bool = True
+    baselines: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    augmentation: Augmentation = field(default_factory=Augmentation)
+
+    def to_dict(self) -> dict:
+        """Plain data for logs and the checkpoint."""
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        return data
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy (pytorch-metric-learning's sampler uses the global numpy RNG) and torch."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def embed_set(model: torch.nn.Module, images: np.ndarray, mean, std, tta: bool) -> np.ndarray:
+    """Embed uint8 pixels with a model in training (copied, so the caller's module is untouched)."""
+    model = copy.deepcopy(model).eval()
+    return Embedder(model, mean=mean, std=std, input_size=images.shape[1], tta=tta).embed_arrays(images)
+
+
+def _plot_curve(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (ax_loss, ax_metric) = plt.subplots(1, 2, figsize=(9, 3.4), dpi=80)
+    ax_loss.plot(epochs, [r["loss"] for r in rows], label="total")
+    ax_loss.plot(epochs, [r["triplet"] for r in rows], label="triplet")
+    ax_loss.set_xlabel("epoch")
+    ax_loss.set_title("training loss")
+    ax_loss.legend()
+    for key, label in (("val_p_at_1", "P@1"), ("val_map_at_r", "MAP@R")):
+        ax_metric.plot(epochs, [r[key] for r in rows], marker=".", label=f"val {label}")
+    ax_metric.set_xlabel("epoch")
+    ax_metric.set_title("validation (EMA weights, no TTA)")
+    ax_metric.set_ylim(max(0.8, min(r["val_map_at_r"] for r in rows) - 0.01), 1.0)
+    ax_metric.grid(alpha=0.3)
+    ax_metric.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(data_dir: Path, out: Path, config: TrainConfig, images: ImageSet | None = None) -> dict:
+    """Run one training; returns the summary also written to ``<out stem>_summary.json``."""
+    started = time.perf_counter()
+    generator = seed_everything(config.seed)
+    images = images if images is not None else load_image_folder(data_dir)
+    train_idx, val_idx, test_idx = stratified_split(
+        images.labels, (config.val_fraction, config.test_fraction), config.seed
+    )
+    if len(val_idx) == 0:
+        raise ValueError("the validation split is empty; use more images or a larger --val-fraction")
+    train_set, val_set, test_set = (images.subset(i) for i in (train_idx, val_idx, test_idx))
+    mean, std = channel_stats(train_set.images)
+    num_classes = len(images.class_names)
+    log.info(
+        "%d images, %d classes: train %d, val %d, test %d (loaded in %.1fs)",
+        len(images), num_classes, len(train_set), len(val_set), len(test_set), time.perf_counter() - started,
+    )
+
+    m_per_class = max(2, config.batch_size // num_classes)
+    batch_size = m_per_class * num_classes
+    sampler = MPerClassSampler(
+        train_set.labels, m=m_per_class, batch_size=batch_size,
+        length_before_new_iter=max(len(train_set), batch_size),
+    )
+    steps_per_epoch = len(sampler) // batch_size
+    pixels = torch.from_numpy(train_set.images).permute(0, 3, 1, 2).float().div_(255.0)
+    labels = torch.from_numpy(train_set.labels)
+
+    model = EmbeddingNet(config.model)
+    criterion = EmbeddingLoss(config.loss, num_classes, config.model.embedding_dim)
+    optimizer = torch.optim.AdamW(
+        [*model.parameters(), *criterion.parameters()], lr=config.lr, weight_decay=config.weight_decay
+    )
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch,
+        pct_start=config.warmup_fraction,
+    )
+    ema = (
+        AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        if config.ema_decay > 0
+        else None
+    )
+    log.info("model: %s, %d parameters", config.model, count_parameters(model))
+
+    rows: list[dict] = []
+    best: dict = {"score": -1.0}
+    for epoch in range(1, config.epochs + 1):
+        epoch_start = time.perf_counter()
+        model.train()
+        order = np.fromiter(iter(sampler), dtype=np.int64)
+        totals: dict[str, float] = {}
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}/{config.epochs}", leave=False, file=sys.stderr)
+        for step in bar:
+            batch = torch.from_numpy(order[step * batch_size : (step + 1) * batch_size])
+            x = normalize(config.augmentation(pixels[batch], generator), mean, std)
+            loss, parts = criterion(model(x), labels[batch])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(model)
+            parts["loss"] = float(loss.detach())
+            for key, value in parts.items():
+                totals[key] = totals.get(key, 0.0) + value
+            bar.set_postfix(loss=f"{parts['loss']:.4f}")
+        scored = ema.module if ema is not None else model
+        val_metrics = retrieval_metrics(
+            embed_set(scored, val_set.images, mean, std, tta=False), val_set.labels
+        )
+        row = {
+            "epoch": epoch,
+            **{key: round(value / steps_per_epoch, 5) for key, value in totals.items()},
+            **{f"val_{key}": round(value, 5) for key, value in val_metrics.items()},
+            "lr": scheduler.get_last_lr()[0],
+            "seconds": round(time.perf_counter() - epoch_start, 2),
+        }
+        row.setdefault("aux", 0.0)
+        rows.append(row)
+        # MAP@R ranks the whole neighbourhood, so it is a steadier choice criterion than P@1.
+        score = val_metrics["map_at_r"] + val_metrics["p_at_1"]
+        if score > best["score"]:
+            best = {"score": score, "epoch": epoch, "state": copy.deepcopy(scored.state_dict())}
+        tqdm.write(
+            f"epoch {epoch:3d}  loss {row['loss']:.4f}  val P@1 {val_metrics['p_at_1']:.4f}  "
+            f"MAP@R {val_metrics['map_at_r']:.4f}  ({row['seconds']:.1f}s)",
+            file=sys.stderr,
+        )
+    train_seconds = time.perf_counter() - started
+
+    final = EmbeddingNet(config.model)
+    final.load_state_dict(best["state"])
+    final.eval()
+    metrics: dict = {"best_epoch": best["epoch"], "selection": "val P@1 + MAP@R, EMA weights, no TTA"}
+    for name, subset in (("val", val_set), ("test", test_set)):
+        if len(subset) < 2:
+            continue
+        for tta in (False, True):
+            embeddings = embed_set(final, subset.images, mean, std, tta=tta)
+            key = name if tta == config.tta else f"{name}_{'tta' if tta else 'no_tta'}"
+            metrics[key] = retrieval_metrics(embeddings, subset.labels)
+            if name == "test" and tta == config.tta:
+                classes, table = top1_confusion(embeddings, [images.class_names[i] for i in subset.labels])
+                metrics["test_top1_confusion"] = {"classes": classes, "table": table.tolist()}
+    if config.baselines and len(test_set) >= 2:
+        metrics["baselines_test"] = baseline_metrics(
+            test_set.images, test_set.labels, config.model, mean, std, config.seed
+        )
+    training_info = {
+        **config.to_dict(),
+        "train_seconds": round(train_seconds, 1),
+        "torch_threads": torch.get_num_threads(),
+        "parameters": count_parameters(final),
+        "torch": str(torch.__version__),
+    }
+    data_info = {
+        "description": (
+            f"{len(images)} images of {num_classes} classes ({', '.join(images.class_names)}) read from "
+            f"{data_dir}; stratified split seed {config.seed}: {len(train_set)} train, {len(val_set)} "
+            f"validation (epoch choice), {len(test_set)} test (reported metrics only)"
+        ),
+        "source": str(data_dir),
+        "images": len(images),
+        "per_class": {n: int((images.labels == i).sum()) for i, n in enumerate(images.class_names)},
+        "split": {
+            "seed": config.seed,
+            "method": "training.data.stratified_split",
+            "train": len(train_set), "val": len(val_set), "test": len(test_set),
+        },
+        "test_keys": sorted(image_key(p) for p in test_set.paths),
+        "val_keys": sorted(image_key(p) for p in val_set.paths),
+    }
+    save_checkpoint(
+        out, model=final, mean=mean, std=std, class_names=images.class_names, input_size=INPUT_SIZE,
+        tta=config.tta, metrics=metrics, data=data_info, training=training_info,
+    )
+    stem = out.with_suffix("")
+    with open(f"{stem}_log.csv", "w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    _plot_curve(rows, Path(f"{stem}_curve.png"))
+    summary = {"metrics": metrics, "training": training_info, "epochs": rows}
+    summary["data"] = {k: v for k, v in data_info.items() if not k.endswith("_keys")}
+    Path(f"{stem}_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options; the defaults are the shipped recipe."""
+    d, m, lo = TrainConfig(), ModelConfig(), LossConfig()
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", type=Path, required=True, help="folder of class-named subfolders of images")
+    p.add_argument("--out", type=Path, required=True, help="checkpoint file to write, e.g. model.pt")
+    p.add_argument("--epochs", type=int, default=d.epochs)
+    p.add_argument("--seed", type=int, default=d.seed, help="seeds the split, initialisation and batches")
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="rounded down to m × classes")
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="0 disables the weight EMA")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--test-fraction", type=float, default=d.test_fraction)
+    p.add_argument("--widths", default=",".join(map(str, m.widths)), help="channels per stage, e.g. 32,64,128")
+    p.add_argument("--blocks-per-stage", type=int, default=m.blocks_per_stage)
+    p.add_argument("--stem-stride", type=int, default=m.stem_stride)
+    p.add_argument("--margin", type=float, default=lo.margin)
+    p.add_argument("--miner", choices=MINERS, default=lo.miner)
+    p.add_argument("--aux-weight", type=float, default=lo.aux_weight, help="0 disables the auxiliary loss")
+    p.add_argument("--no-tta", action="store_true", help="embed without averaging over flips/rotations")
+    p.add_argument("--no-d4", action="store_true", help="train without flip/rotation augmentation")
+    p.add_argument("--no-baselines", action="store_true", help="skip the baseline measurements")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(
+        epochs=args.epochs, seed=args.seed, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, ema_decay=args.ema_decay, val_fraction=args.val_fraction,
+        test_fraction=args.test_fraction, tta=not args.no_tta, baselines=not args.no_baselines,
+        model=ModelConfig(
+            widths=tuple(int(w) for w in args.widths.split(",")),
+            blocks_per_stage=args.blocks_per_stage, stem_stride=args.stem_stride,
+        ),
+        loss=LossConfig(margin=args.margin, miner=args.miner, aux_weight=args.aux_weight),
+        augmentation=Augmentation(d4=not args.no_d4),
+    )
+    summary = train(args.data, args.out, config)
+    metrics = summary["metrics"]
+    print(f"saved {args.out} (best epoch {metrics['best_epoch']}, {summary['training']['train_seconds']}s)")
+    for split in ("val", "test"):
+        if split in metrics:
+            print(f"{split:5s} " + "  ".join(f"{k} {v:.4f}" for k, v in metrics[split].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
