@@ -19,7 +19,9 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -87,6 +89,23 @@ def machine() -> dict:
     }
 
 
+def load_in_fresh_process(directory: Path) -> dict:
+    """Load time and RSS growth of ``VectorIndex.load`` in a new process: what a server holds."""
+    code = f"""
+import json, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
+from bench_index import rss_bytes
+from search.index import VectorIndex
+before = rss_bytes()
+start = time.perf_counter()
+index = VectorIndex.load({str(directory)!r})
+seconds = time.perf_counter() - start
+print(json.dumps({{"load_s": round(seconds, 2), "rss_delta_mb": round((rss_bytes() - before) / 1e6, 1)}}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return json.loads(done.stdout)
+
+
 def recall_at(found: np.ndarray, truth: np.ndarray, k: int) -> float:
     """Mean fraction of the true top-k found in the returned top-k."""
     return float(np.mean([len(np.intersect1d(a[:k], b[:k])) / k for a, b in zip(found, truth, strict=True)]))
@@ -144,6 +163,12 @@ def main(argv: list[str] | None = None) -> dict:
     rss_delta = rss_bytes() - rss_before
     serialized = int(faiss.serialize_index(index._index).nbytes)
 
+    with tempfile.TemporaryDirectory() as directory:
+        t0 = time.perf_counter()
+        index.save(Path(directory), index_version=1, model_version="bench")
+        save_s = time.perf_counter() - t0
+        loaded = load_in_fresh_process(Path(directory))
+
     latency = [single_query_latency(index, queries, args.k, threads) for threads in (1, 2)]
 
     with search_threads(os.cpu_count() or 1):
@@ -181,6 +206,8 @@ def main(argv: list[str] | None = None) -> dict:
         "build_s": round(build_s, 2),
         "serialized_mb": round(serialized / 1e6, 1),
         "rss_delta_mb": round(rss_delta / 1e6, 1),
+        "save_s": round(save_s, 2),
+        "fresh_process_load": loaded,
         "single_query": latency,
         "batch": {
             "threads": os.cpu_count(),

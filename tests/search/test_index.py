@@ -75,13 +75,13 @@ def approx(data):
 
 
 @pytest.fixture(params=[KIND_EXACT, KIND_APPROX])
-def fresh(request, data):
-    """A private index of either kind that a test may change, with its ids and vectors."""
+def fresh(request, data, tmp_path):
+    """A private copy (saved and loaded) of either kind that a test may change, with its ids and vectors."""
     ids, vectors, _ = data
-    n = 5000 if request.param == KIND_EXACT else 20_000
-    built = build_index(ids[:n], vectors[:n], exact_limit=5000)
-    assert built.kind == request.param
-    return built, ids[:n], vectors[:n]
+    built = request.getfixturevalue("exact" if request.param == KIND_EXACT else "approx")
+    built.save(tmp_path / "copy", index_version=1, model_version="m")
+    n = built.ntotal
+    return VectorIndex.load(tmp_path / "copy"), ids[:n], vectors[:n]
 
 
 def test_exact_kind_matches_numpy(exact, data):
