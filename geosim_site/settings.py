@@ -154,7 +154,7 @@ LOGIN_URL = "/admin/login/"
 
 # Celery: a real worker over Redis when REDIS_URL is set, otherwise tasks run in-process.
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = REDIS_URL or "memory://"
+CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
 CELERY_TASK_EAGER_PROPAGATES = False
