@@ -60,6 +60,9 @@ GEOSIM_EXACT_INDEX_LIMIT = env_int("GEOSIM_EXACT_INDEX_LIMIT", 200_000, minimum=
 GEOSIM_INDEX_CHECK_SECONDS = float(env_int("GEOSIM_INDEX_CHECK_MS", 500, minimum=0)) / 1000
 # Index versions kept on disk besides the live one (processes may still be reading the previous one).
 GEOSIM_INDEX_KEEP = env_int("GEOSIM_INDEX_KEEP", 2, minimum=1)
+# A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.
+GEOSIM_JOB_HEARTBEAT_SECONDS = env_int("GEOSIM_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
+GEOSIM_JOB_STALE_SECONDS = env_int("GEOSIM_JOB_STALE_SECONDS", 60, minimum=2)
 # The shipped checkpoint, registered as the first model version when none exists.
 GEOSIM_DEFAULT_CHECKPOINT = Path(
     env_str("GEOSIM_DEFAULT_CHECKPOINT", str(BASE_DIR / "training" / "weights" / "default.pt"))
@@ -87,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "search.middleware.ApiGuardMiddleware",  # /api/: 413 before reading big bodies, JSON errors
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -164,6 +168,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = "json"
+# When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# The sweep: re-send jobs that never reached a worker and recover jobs whose worker died.
+CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 30.0}}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_RESULT_EXPIRES = 3600
 
 REST_FRAMEWORK = {
@@ -176,6 +186,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"search": GEOSIM_SEARCH_RATE, "upload": GEOSIM_UPLOAD_RATE},
+    "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -186,6 +197,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Separate request/response components, so multipart uploads are described as binary files.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
 }
 
 # Security headers; HTTPS-only cookies and HSTS when GEOSIM_HTTPS=1 (behind a TLS proxy).

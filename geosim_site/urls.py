@@ -7,6 +7,7 @@ from django.views.static import serve
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/v1/", include("search.api.urls")),
     path("", include("search.urls")),
 ]
 

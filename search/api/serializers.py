@@ -1,0 +1,160 @@
+"""Request validation and response shapes of the API (the response serializers also document the schema)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from rest_framework import serializers
+
+from search.engine import MAX_K
+from search.imaging import ImageRejected
+from search.models import Image, Job
+from search.services.ingestion import normalize_label
+
+from .exceptions import PayloadTooLarge
+
+# -- requests ------------------------------------------------------------------------------------------
+
+
+class _LabelMixin:
+    def validate_label(self, value: str | None) -> str | None:
+        try:
+            return normalize_label(value)
+        except ImageRejected as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+def _checked_upload(upload):
+    limit = settings.GEOSIM_MAX_UPLOAD_BYTES
+    if upload.size is not None and upload.size > limit:
+        raise PayloadTooLarge(limit)
+    return upload
+
+
+class SimilarQuerySerializer(_LabelMixin, serializers.Serializer):
+    k = serializers.IntegerField(
+        min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
+    )
+    label = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Only images of this rock type."
+    )
+
+
+class SearchRequestSerializer(SimilarQuerySerializer):
+    image = serializers.FileField(
+        help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES."
+    )
+
+    def validate_image(self, upload):
+        return _checked_upload(upload)
+
+
+class ImageUploadSerializer(_LabelMixin, serializers.Serializer):
+    image = serializers.FileField(help_text="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame).")
+    label = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, help_text="Rock type, e.g. gneiss (optional)."
+    )
+
+    def validate_image(self, upload):
+        return _checked_upload(upload)
+
+
+# -- responses -----------------------------------------------------------------------------------------
+
+
+class _AbsoluteUrlMixin:
+    def _absolute(self, url: str) -> str:
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ImageSerializer(_AbsoluteUrlMixin, serializers.ModelSerializer):
+    image_url = serializers.SerializerMethodField(help_text="The original file.")
+    thumbnail_url = serializers.SerializerMethodField(help_text="A WebP thumbnail; null for small images.")
+    display_url = serializers.SerializerMethodField(help_text="The thumbnail if there is one, else the original.")
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "label",
+            "width",
+            "height",
+            "format",
+            "byte_size",
+            "sha256",
+            "source",
+            "original_name",
+            "created_at",
+            "image_url",
+            "thumbnail_url",
+            "display_url",
+        ]
+        read_only_fields = fields
+
+    def get_image_url(self, image: Image) -> str:
+        return self._absolute(image.file.url)
+
+    def get_thumbnail_url(self, image: Image) -> str | None:
+        return self._absolute(image.thumbnail.url) if image.thumbnail else None
+
+    def get_display_url(self, image: Image) -> str:
+        return self._absolute(image.display_url)
+
+
+class SearchHitSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    score = serializers.FloatField(help_text="Cosine similarity, higher is closer; results are sorted by it.")
+    label = serializers.CharField(allow_null=True)
+    image_url = serializers.URLField()
+
+
+class SearchAnswerSerializer(serializers.Serializer):
+    results = SearchHitSerializer(many=True)
+    predicted_label = serializers.CharField(
+        allow_null=True, help_text="Rock type by a score-weighted vote of the nearest neighbours."
+    )
+    vote = serializers.DictField(
+        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' vote (sums to 1)."
+    )
+    model_version = serializers.CharField()
+    index_version = serializers.IntegerField()
+    took_ms = serializers.FloatField()
+
+
+class JobSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Job
+        fields = [
+            "id",
+            "kind",
+            "status",
+            "progress",
+            "done",
+            "total",
+            "error",
+            "result",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class JobRefSerializer(serializers.Serializer):
+    job = serializers.IntegerField(help_text="The job's id; follow it at status_url.")
+    status_url = serializers.URLField()
+
+
+class _ErrorDetailSerializer(serializers.Serializer):
+    status = serializers.IntegerField()
+    code = serializers.CharField(help_text="Machine-readable, e.g. invalid, invalid_image, not_found, throttled.")
+    message = serializers.CharField(help_text="Human-readable.")
+    fields = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        required=False,
+        help_text="Per input field, what is wrong with it (validation errors only).",
+    )
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = _ErrorDetailSerializer()
