@@ -63,6 +63,9 @@ GEOSIM_INDEX_KEEP = env_int("GEOSIM_INDEX_KEEP", 2, minimum=1)
 # A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.
 GEOSIM_JOB_HEARTBEAT_SECONDS = env_int("GEOSIM_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
 GEOSIM_JOB_STALE_SECONDS = env_int("GEOSIM_JOB_STALE_SECONDS", 60, minimum=2)
+# A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.
+GEOSIM_JOB_HEARTBEAT_SECONDS = env_int("GEOSIM_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
+GEOSIM_JOB_STALE_SECONDS = env_int("GEOSIM_JOB_STALE_SECONDS", 60, minimum=2)
 # The shipped checkpoint, registered as the first model version when none exists.
 GEOSIM_DEFAULT_CHECKPOINT = Path(
     env_str("GEOSIM_DEFAULT_CHECKPOINT", str(BASE_DIR / "training" / "weights" / "default.pt"))
@@ -168,6 +171,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = "json"
+# When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# The sweep: re-send jobs that never reached a worker and recover jobs whose worker died.
+CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 30.0}}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

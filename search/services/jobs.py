@@ -7,13 +7,16 @@ second. The row is the truth: if the broker is down when the message should be s
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable
 from datetime import timedelta
 
-from django.db import transaction
+from django.conf import settings
+from django.db import connections, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -22,6 +25,8 @@ from search.models import Job
 logger = logging.getLogger(__name__)
 
 _PROGRESS_INTERVAL_S = 0.5
+MAX_ATTEMPTS = 3
+_RETRIED_KINDS = (Job.Kind.PROCESS, Job.Kind.REMOVE)
 
 
 class JobProgress:
@@ -64,10 +69,15 @@ def job_enqueue(job_id: int) -> bool:
     return True
 
 
-def job_execute(job_id: int) -> None:
-    """Claim a pending job and run its handler; record success or the error on the row."""
+def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
+    """Claim a pending job and run its handler; record success or the error on the row.
+
+    With ``heartbeat`` (real workers), a thread stamps ``heartbeat_at`` every few seconds while the
+    handler runs, so a job whose worker was killed is recognised by :func:`jobs_recover_stale`.
+    """
+    now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(
-        status=Job.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
     )
     if not claimed:
         logger.info("Job %s is not pending (already running, finished or deleted); skipped.", job_id)
@@ -75,8 +85,10 @@ def job_execute(job_id: int) -> None:
     job = Job.objects.get(pk=job_id)
     handler = _handler_for(job.kind)
     progress = JobProgress(job)
+    beat = _Heartbeat(job.pk) if heartbeat else contextlib.nullcontext()
     try:
-        result = handler(job, progress)
+        with beat:
+            result = handler(job, progress)
     except Exception as exc:
         logger.exception("Job %s (%s) failed.", job.pk, job.kind)
         job_fail(job, f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
@@ -98,13 +110,73 @@ def job_fail(job: Job, error: str, *, detail: str = "") -> None:
 
 
 def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> int:
-    """Re-send pending jobs that no worker has picked up (the broker was down when they were made)."""
+    """Re-send pending jobs that no worker has picked up (the broker was down when they were made).
+
+    Sending a job twice is harmless: only one worker can claim a pending job.
+    """
     cutoff = timezone.now() - older_than
     ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True))
     sent = sum(job_enqueue(job_id) for job_id in ids)
     if ids:
         logger.info("Sweep: re-sent %s of %s pending jobs.", sent, len(ids))
     return sent
+
+
+def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
+    """Fail running jobs whose worker stopped sending heartbeats; retry the idempotent kinds.
+
+    Processing and removal jobs are safe to run again, so each gets a fresh pending copy (up to
+    MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index keeps serving, and the next
+    rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
+    """
+    stale_after = stale_after or timedelta(seconds=settings.GEOSIM_JOB_STALE_SECONDS)
+    cutoff = timezone.now() - stale_after
+    stale = list(Job.objects.filter(status=Job.Status.RUNNING, heartbeat_at__lt=cutoff))
+    recovered = []
+    for job in stale:
+        message = (
+            f"The worker running this job stopped before it finished (no heartbeat since "
+            f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC)."
+        )
+        with transaction.atomic():
+            if not Job.objects.filter(pk=job.pk, status=Job.Status.RUNNING).update(
+                status=Job.Status.FAILED, error=message, finished_at=timezone.now()
+            ):
+                continue  # it finished after all
+            recovered.append(job.pk)
+            if job.kind in _RETRIED_KINDS and job.attempts < MAX_ATTEMPTS:
+                retry = job_create(kind=job.kind, total=job.total, params=job.params, created_by=job.created_by)
+                Job.objects.filter(pk=retry.pk).update(attempts=job.attempts)
+                logger.warning("Job %s: %s Retrying as job %s.", job.pk, message, retry.pk)
+            else:
+                logger.warning("Job %s: %s", job.pk, message)
+    return recovered
+
+
+class _Heartbeat:
+    """A daemon thread stamping a running job's heartbeat_at until the block ends."""
+
+    def __init__(self, job_id: int) -> None:
+        self.job_id = job_id
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-{job_id}-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.GEOSIM_JOB_HEARTBEAT_SECONDS):
+                Job.objects.filter(pk=self.job_id, status=Job.Status.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:  # a database hiccup: the next sweep decides, the job itself goes on
+            logger.warning("Heartbeat of job %s stopped.", self.job_id, exc_info=True)
+        finally:
+            connections.close_all()
 
 
 def _handler_for(kind: str) -> Callable:
