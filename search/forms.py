@@ -1,8 +1,11 @@
-"""Forms shared by the admin upload page and (later) the public pages."""
+"""Forms: the admin upload page and the public search page."""
 
 from __future__ import annotations
 
 from django import forms
+
+DEFAULT_K = 10
+MAX_K = 100  # search.engine.MAX_K; not imported, so the admin does not load torch at start-up
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -34,3 +37,23 @@ class BulkUploadForm(forms.Form):
         if not cleaned.get("files") and not cleaned.get("archive"):
             raise forms.ValidationError("Choose image files or an archive to upload.")
         return cleaned
+
+
+class SearchForm(forms.Form):
+    """The public search form: an uploaded image or a collection image id, K, and an optional rock type."""
+
+    image = forms.FileField(required=False, widget=forms.ClearableFileInput(attrs={"accept": "image/*"}))
+    k = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=MAX_K,
+        error_messages={
+            "invalid": f"K must be a whole number between 1 and {MAX_K}.",
+            "min_value": f"K must be between 1 and {MAX_K}.",
+            "max_value": f"K must be between 1 and {MAX_K}.",
+        },
+    )
+    label = forms.CharField(required=False, max_length=64)
+
+    def clean_k(self) -> int:
+        return self.cleaned_data.get("k") or DEFAULT_K

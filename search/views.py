@@ -1,19 +1,291 @@
-"""Pages. Thin: read through selectors, render templates."""
+"""Pages: search, one image, the embedding explorer and the jobs monitor. Thin: services and selectors do the work."""
 
 from __future__ import annotations
 
+import base64
+import io
+from functools import wraps
+
+from django.conf import settings
+from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
+from django.views.decorators.http import require_GET, require_http_methods
 
-from search import selectors
+from search import engine, selectors
+from search.forms import DEFAULT_K, SearchForm
+from search.imaging import ImageRejected, decode_image
+from search.live_index import IndexUnavailable
+from search.models import Image, IndexVersion, Job
+from search.services import projection
+
+GRID_PAGE_SIZE = 48
+K_CHOICES = (5, 10, 20, 50, 100)
+# Multipart framing around the file; anything beyond the image limit plus this is refused unread.
+_FORM_OVERHEAD_BYTES = 64 * 1024
 
 
+# -- search ---------------------------------------------------------------------------------------
+
+
+@csrf_exempt  # checked below, once the size is known to be acceptable (so a huge body is never parsed)
+@require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
-    label = request.GET.get("label") or None
-    page = Paginator(selectors.images_list(label=label), 60).get_page(request.GET.get("page"))
-    return render(request, "search/home.html", {"page": page, "labels": selectors.label_counts(), "label": label})
+    """The search page: upload an image or pick one of the collection; results, vote and the collection grid."""
+    if request.method == "POST":
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        if declared > settings.GEOSIM_MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES:
+            return _home_page(request, SearchForm(), error=_too_big(declared), status=413)
+    return _home_checked(request)
+
+
+@csrf_protect
+def _home_checked(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = SearchForm(request.POST, request.FILES)
+        return _search_upload(request, form)
+    form = SearchForm(request.GET or None)
+    if "image" in request.GET:
+        return _search_collection_image(request, form, request.GET["image"])
+    if request.GET.get("k") or request.GET.get("label"):
+        form.is_valid()  # show the chosen K and rock type back, and any error in them
+    return _home_page(request, form)
+
+
+def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
+    if not form.is_valid():
+        return _home_page(request, form, error=_form_error(form), status=400)
+    upload = form.cleaned_data["image"]
+    if upload is None:
+        return _home_page(request, form, error="Choose an image file to search with.", status=400)
+    if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
+        return _home_page(request, form, error=_too_big(upload.size), status=413)
+    data = upload.read()
+    try:
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+    except ImageRejected as exc:
+        return _home_page(request, form, error=f"“{upload.name}” cannot be searched: {exc}", status=400)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
+    if not form.is_valid():
+        return _home_page(request, form, error=_form_error(form), status=400)
+    if not raw_id.isdigit():
+        return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
+    try:
+        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+    except engine.UnknownImage:
+        return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    image = answer.query_image
+    query = {"name": f"#{image.pk} · {image.label or 'unlabelled'}", "src": image.display_url, "image": image}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
+    grid_label = request.GET.get("grid_label") or None
+    page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
+    label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
+    context = {
+        "form": form,
+        "answer": answer,
+        "query": query,
+        "error": error,
+        "k": k,
+        "k_choices": sorted({*K_CHOICES, k}),
+        "label": label,
+        "labels": selectors.label_counts(),
+        "page": page,
+        "grid_label": grid_label,
+        "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
+    }
+    return render(request, "search/home.html", context, status=status)
+
+
+def _form_error(form: SearchForm) -> str:
+    return " ".join(str(message) for messages in form.errors.values() for message in messages)
+
+
+def _too_big(size: int) -> str:
+    limit = settings.GEOSIM_MAX_UPLOAD_BYTES
+    return f"The file is too big ({size / 1e6:.1f} MB); images up to {limit / 1e6:.0f} MB are accepted."
+
+
+def _preview_data_uri(data: bytes) -> str:
+    """The uploaded query image as a small inline PNG (the upload itself is not stored)."""
+    picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    picture.thumbnail((256, 256))
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+
+
+# -- one image --------------------------------------------------------------------------------------
+
+
+@require_GET
+def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One image: enlarged, its metadata and its most similar images."""
+    image = get_object_or_404(Image.objects.select_related("uploaded_by"), pk=pk)
+    form = SearchForm(request.GET)
+    answer, notice, status = None, "", 200
+    if not form.is_valid():
+        notice, status = _form_error(form), 400
+    else:
+        try:
+            answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
+        except IndexUnavailable as exc:
+            notice = f"Similar images will appear once the index is built. {exc}"
+    k = form.cleaned_data.get("k", DEFAULT_K) if hasattr(form, "cleaned_data") else DEFAULT_K
+    context = {"image": image, "answer": answer, "notice": notice, "k": k, "k_choices": sorted({*K_CHOICES, k})}
+    return render(request, "search/image_detail.html", context, status=status)
+
+
+@require_GET
+def image_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """Redirect to the image's display file (the explorer's tooltips know ids, not file names)."""
+    image = get_object_or_404(Image.objects.only("file", "thumbnail"), pk=pk)
+    response = redirect(image.display_url)
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
+# -- explorer -----------------------------------------------------------------------------------------
+
+
+def _method(request: HttpRequest) -> str:
+    method = request.GET.get("method", "pca")
+    if method not in projection.METHODS:
+        raise Http404(f"Unknown projection method {method!r}.")
+    return method
+
+
+@require_GET
+def explore(request: HttpRequest) -> HttpResponse:
+    """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none."""
+    method = _method(request)
+    live = IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+    context = {"method": method, "methods": projection.METHODS, "live": live, "job": None, "cached": None}
+    if live is not None:
+        cached = projection.projection_cached(method=method, index_version=live.version)
+        if cached is None:
+            job = projection.projection_request(
+                method=method, index_version=live.version, created_by=request.user if request.user.is_staff else None
+            )
+            job.refresh_from_db()  # with in-process tasks it has already run
+            cached = projection.projection_cached(method=method, index_version=live.version)
+            context["job"] = None if cached else job
+            # Meanwhile, an older projection is better than an empty page.
+            cached = cached or projection.projection_cached(method=method)
+        context["cached"] = cached
+        context["stale"] = cached is not None and cached.index_version != live.version
+    return render(request, "search/explore.html", context)
+
+
+@require_GET
+@never_cache
+def explore_status(request: HttpRequest) -> JsonResponse:
+    """Progress of the projection of the live index version (the explorer polls this)."""
+    method = _method(request)
+    live = IndexVersion.objects.filter(is_active=True).first()
+    if live is None:
+        return JsonResponse({"ready": False, "status": "no_index", "progress": 0.0, "error": ""})
+    if projection.projection_cached(method=method, index_version=live.version):
+        return JsonResponse({"ready": True, "status": Job.Status.SUCCEEDED, "progress": 1.0, "error": ""})
+    job = projection.projection_open_job(method=method, index_version=live.version)
+    if job is None:
+        job = Job.objects.filter(kind=Job.Kind.PROJECTION).order_by("-id").first()
+    if job is None:
+        return JsonResponse({"ready": False, "status": "missing", "progress": 0.0, "error": ""})
+    return JsonResponse({"ready": False, "status": job.status, "progress": job.progress, "error": job.error})
+
+
+@require_GET
+def explore_data(request: HttpRequest, name: str) -> HttpResponse:
+    """A cached projection file (gzipped JSON; immutable: its name carries the index version and method)."""
+    cached = projection.projection_by_name(name)
+    if cached is None:
+        raise Http404("No such projection.")
+    gzipped = "gzip" in request.META.get("HTTP_ACCEPT_ENCODING", "")
+    response = HttpResponse(projection.projection_bytes(cached, gzipped=gzipped), content_type="application/json")
+    if gzipped:
+        response["Content-Encoding"] = "gzip"
+    response["Vary"] = "Accept-Encoding"
+    response["Cache-Control"] = "public, max-age=31536000, immutable"
+    return response
+
+
+# -- jobs ------------------------------------------------------------------------------------------------
+
+
+def _staff_json(view):
+    """Staff only, answering 403 JSON (not a login redirect) to scripts that poll."""
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not (request.user.is_active and request.user.is_staff):
+            return JsonResponse({"detail": "Staff only: log in at /admin/login/."}, status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+@require_GET
+@staff_member_required
+def jobs(request: HttpRequest) -> HttpResponse:
+    """Background jobs with live progress (staff only)."""
+    recent = list(selectors.jobs_recent())
+    return render(
+        request,
+        "search/jobs.html",
+        {
+            "jobs": recent,
+            "any_open": any(not job.is_finished for job in recent),
+            "status_url": reverse("jobs_status"),
+        },
+    )
+
+
+@require_GET
+@never_cache
+@_staff_json
+def jobs_status(request: HttpRequest) -> JsonResponse:
+    """The recent jobs as JSON for the jobs page's live progress."""
+    rows = [
+        {
+            "id": job.pk,
+            "kind": job.get_kind_display(),
+            "status": job.status,
+            "status_display": job.get_status_display(),
+            "progress": round(job.progress, 4),
+            "done": job.done,
+            "total": job.total,
+            "error": job.error,
+            "created_by": job.created_by.get_username() if job.created_by else "",
+            "created_at": job.created_at.isoformat(),
+            "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        }
+        for job in selectors.jobs_recent()
+    ]
+    return JsonResponse({"jobs": rows, "open": sum(row["finished_at"] is None for row in rows)})
+
+
+# -- health ------------------------------------------------------------------------------------------------
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

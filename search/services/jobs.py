@@ -181,13 +181,14 @@ class _Heartbeat:
 
 def _handler_for(kind: str) -> Callable:
     # Imported here: handlers live in the service module of their capability and import this one.
-    from search.services import indexing, processing
+    from search.services import indexing, processing, projection
 
     handlers = {
         Job.Kind.PROCESS: processing.images_process,
         Job.Kind.REMOVE: processing.images_unindex,
         Job.Kind.REINDEX: indexing.index_rebuild,
         Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
+        Job.Kind.PROJECTION: projection.projection_compute,
     }
     try:
         return handlers[kind]
