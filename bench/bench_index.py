@@ -130,6 +130,27 @@ def single_query_latency(index, queries: np.ndarray, k: int, threads: int, **fil
     }
 
 
+def time_updates(index, vectors: np.ndarray, ids: np.ndarray) -> dict:
+    """Cost of incremental updates: one re-embedded image, and a batch of 1000 new images."""
+    one_id, one_vector = ids[:1], vectors[:1]
+    start = time.perf_counter()
+    index.add(one_id, one_vector)  # a replacement: remove, then add
+    replace_one_ms = (time.perf_counter() - start) * 1e3
+    new_ids = ids[-1] + 1 + np.arange(1000)
+    start = time.perf_counter()
+    index.add(new_ids, vectors[:1000])
+    add_1000_ms = (time.perf_counter() - start) * 1e3
+    start = time.perf_counter()
+    removed = index.remove(new_ids)
+    remove_1000_ms = (time.perf_counter() - start) * 1e3
+    assert removed == 1000
+    return {
+        "replace_one_ms": round(replace_one_ms, 2),
+        "add_1000_ms": round(add_1000_ms, 2),
+        "remove_1000_ms": round(remove_1000_ms, 2),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -145,6 +166,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default bench/results/index_<n>.json)")
     args = parser.parse_args(argv)
 
+    load_start = round(os.getloadavg()[0], 2)
     shape = {"dim": args.dim, "centres": args.centres, "spread": args.spread, "noise": args.noise}
     t0 = time.perf_counter()
     vectors = synthetic_embeddings(args.n, seed=args.seed, stream=0, **shape)
@@ -191,6 +213,8 @@ def main(argv: list[str] | None = None) -> dict:
             "always_k": bool((got >= 0).all()),
         }
 
+    updates = time_updates(index, vectors, ids)
+
     result = {
         "n": args.n,
         "data": {**shape, "seed": args.seed, "queries": args.queries},
@@ -218,6 +242,8 @@ def main(argv: list[str] | None = None) -> dict:
         "recall_at_5": round(recall_at(found, truth, 5), 4),
         "recall_at_10": round(recall_at(found, truth, 10), 4),
         "filtered": filtered,
+        "updates": updates,
+        "load_average_1m": {"start": load_start, "end": round(os.getloadavg()[0], 2)},
     }
     text = json.dumps(result, indent=2)
     print(text)

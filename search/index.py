@@ -19,7 +19,7 @@ Two kinds of index, chosen by ``build_index`` from the number of vectors:
     ~137 MB for 1M vectors instead of 512 MB once saved and loaded (a freshly built index holds
     ~30% more: spare capacity from growing the lists). A query scans only the ``nprobe`` nearest cells.
     The IVF stores the caller's ids natively (``add_with_ids``) and removes them with ``remove_ids``
-    (a scan of the inverted lists, a few ms at 1M), so no id map is needed. ``nprobe`` is tuned at
+    (a scan of all inverted lists, ~20 ms at 1M), so no id map is needed. ``nprobe`` is tuned at
     build time: it doubles until recall@10 against exact search, measured on a sample of the build's
     own vectors, reaches ``target_recall`` or stops improving; that recall is kept as ``recall_at_10``.
     Vectors added after the build are encoded against the build's cells and value ranges: vectors
