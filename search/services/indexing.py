@@ -205,7 +205,11 @@ def _save_and_activate(index: VectorIndex, model_version: ModelVersion) -> Index
     last = IndexVersion.objects.order_by("-version").values_list("version", flat=True).first() or 0
     number = last + 1
     directory = Path(settings.GEOSIM_INDEX_DIR) / f"v{number:07d}"
-    index.save(directory, index_version=number, model_version=str(model_version.pk))
+    try:
+        index.save(directory, index_version=number, model_version=str(model_version.pk))
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # e.g. a full disk: the active version is untouched
+        raise
     IndexVersion.objects.filter(is_active=True).update(is_active=False)
     version = IndexVersion.objects.create(
         version=number,

@@ -195,3 +195,29 @@ def test_concurrent_requests_join_one_reindex(monkeypatch):
     assert Job.objects.filter(kind=Job.Kind.REINDEX).count() == 1
     Job.objects.filter(pk=first.pk).update(status=Job.Status.RUNNING)
     assert indexing.reindex_request().pk == first.pk
+
+
+def test_disk_full_while_saving_keeps_the_old_index(monkeypatch, settings):
+    import errno
+
+    from search.index import VectorIndex
+
+    images = _add(4)
+    before = IndexVersion.objects.get(is_active=True)
+
+    def full_disk(self, directory, **kwargs):
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        (Path(directory) / "index.faiss.partial").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(VectorIndex, "save", full_disk)
+    job = indexing.reindex_request()
+    job.refresh_from_db()
+    assert job.status == Job.Status.FAILED
+    assert "No space left on device" in job.error
+    assert IndexVersion.objects.get(is_active=True).pk == before.pk
+    on_disk = {p.name for p in Path(settings.GEOSIM_INDEX_DIR).iterdir()}
+    assert on_disk == {Path(v.path).name for v in IndexVersion.objects.all()}  # the half-written one is gone
+    monkeypatch.undo()
+    live_index.reset()
+    assert engine.search_by_bytes(image_bytes(seed=2), k=1).hits[0].image.pk == images[2].pk
