@@ -345,7 +345,10 @@ class VectorIndex:
             raise ValueError(f"queries must be a 2-D array (n, {self.dim}), got shape {queries.shape}")
         if queries.shape[1] != self.dim:
             raise ValueError(f"query dimension mismatch: index has dim {self.dim}, queries have dim {queries.shape[1]}")
-        return np.ascontiguousarray(queries, dtype=np.float32)
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if not np.isfinite(queries).all():
+            raise ValueError("queries contain NaN or infinity")
+        return queries
 
     # -- persistence ---------------------------------------------------------------------------
 
@@ -354,7 +357,9 @@ class VectorIndex:
 
         Each file goes to a temp file in the same directory, is fsynced and moved into place with
         ``os.replace``, then the directory is fsynced. If anything fails (a full disk), the temp
-        files are removed and an index saved there before is left as it was.
+        files are removed and an index saved there before is left as it was. Only a crash between
+        the two renames can pair the old manifest with the new file; ``load`` then fails the checksum
+        (``IndexCorruptError``) rather than serve it. A directory per ``index_version`` avoids even that.
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)

@@ -321,6 +321,8 @@ def test_dimension_mismatch_is_a_value_error(exact):
         exact.search(np.zeros(128, np.float32), 5)
     with pytest.raises(ValueError, match="dimension mismatch"):
         exact.add(np.array([1]), np.zeros((1, 64), np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        exact.search(np.full((1, 128), np.nan, np.float32), 5)
     with pytest.raises(ValueError, match="k must be"):
         exact.search(np.zeros((1, 128), np.float32), 0)
 
