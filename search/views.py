@@ -266,6 +266,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
 @_staff_json
 def jobs_status(request: HttpRequest) -> JsonResponse:
     """The recent jobs as JSON for the jobs page's live progress."""
+    recent = list(selectors.jobs_recent())
     rows = [
         {
             "id": job.pk,
@@ -280,9 +281,9 @@ def jobs_status(request: HttpRequest) -> JsonResponse:
             "created_at": job.created_at.isoformat(),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         }
-        for job in selectors.jobs_recent()
+        for job in recent
     ]
-    return JsonResponse({"jobs": rows, "open": sum(row["finished_at"] is None for row in rows)})
+    return JsonResponse({"jobs": rows, "open": sum(not job.is_finished for job in recent)})
 
 
 # -- health ------------------------------------------------------------------------------------------------
