@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from search.archives import SourceFile, iter_source_files
 from search.imaging import DecodedImage, ImageRejected, decode_image
 from search.models import Image, Job
-from search.services.jobs import job_create
+from search.services.jobs import QUEUE_UNREACHABLE, job_create
 
 _LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9 _.\-]{0,63}$")
 
@@ -45,6 +45,10 @@ class ImportSummary:
 
     def line(self) -> str:
         return f"added {self.added}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
+
+    def jobs_waiting_for_queue(self) -> int:
+        """Processing jobs that could not be sent because the task queue was unreachable."""
+        return Job.objects.filter(pk__in=self.job_ids, status=Job.Status.PENDING, error=QUEUE_UNREACHABLE).count()
 
 
 def normalize_label(label: str | None) -> str | None:

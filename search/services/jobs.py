@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 
 _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
+QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
 _RETRIED_KINDS = (Job.Kind.PROCESS, Job.Kind.REMOVE)
 
 
@@ -65,6 +66,7 @@ def job_enqueue(job_id: int) -> bool:
         run_job.delay(job_id)
     except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
         logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
+        Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(error=QUEUE_UNREACHABLE)
         return False
     return True
 
@@ -77,7 +79,7 @@ def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
     """
     now = timezone.now()
     claimed = Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(
-        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1
+        status=Job.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=F("attempts") + 1, error=""
     )
     if not claimed:
         logger.info("Job %s is not pending (already running, finished or deleted); skipped.", job_id)

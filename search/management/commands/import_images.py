@@ -48,3 +48,9 @@ class Command(BaseCommand):
         for name, reason in summary.rejected:
             self.stderr.write(f"rejected {name}: {reason}")
         self.stdout.write(f"{path}: {summary.line()}; processing queued as {len(summary.job_ids)} job(s).")
+        waiting = summary.jobs_waiting_for_queue()
+        if waiting:
+            self.stdout.write(
+                f"{waiting} job(s) waiting for the task queue, which is unreachable: the images are stored and "
+                "will be processed as soon as a worker can reach it again."
+            )
