@@ -6,7 +6,8 @@ import tempfile
 from pathlib import Path
 
 from django.contrib import admin, messages
-from django.shortcuts import redirect, render
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
@@ -14,7 +15,12 @@ from search.archives import ArchiveRejected, SourceFile
 from search.forms import BulkUploadForm
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.indexing import reindex_request
 from search.services.ingestion import images_import, images_import_path
+from search.services.model_versions import model_version_activate
+
+admin.site.site_header = "GeoSim administration"
+admin.site.site_title = "GeoSim admin"
 
 
 @admin.register(Image)
@@ -96,8 +102,33 @@ def _import_uploads(data: dict, *, user):
     return images_import(files, label=label, source="admin upload", uploaded_by=user)
 
 
+class RebuildIndexMixin:
+    """A "Rebuild index" button (POST) on the changelist; the job's progress shows on /jobs/."""
+
+    def get_urls(self):
+        name = f"{self.model._meta.app_label}_{self.model._meta.model_name}"
+        rebuild = path("rebuild/", self.admin_site.admin_view(self.rebuild_view), name=f"{name}_rebuild")
+        return [rebuild, *super().get_urls()]
+
+    def rebuild_view(self, request):
+        if request.method != "POST":
+            return redirect(reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"))
+        if not request.user.has_perm("search.change_indexversion"):
+            raise PermissionDenied
+        job = reindex_request(created_by=request.user)
+        _job_started(request, job, "Index rebuild")
+        return redirect("jobs")
+
+
+def _job_started(request, job: Job, what: str) -> None:
+    messages.success(
+        request,
+        format_html('{} started: job #{} — <a href="{}">follow its progress</a>.', what, job.pk, reverse("jobs")),
+    )
+
+
 @admin.register(Job)
-class JobAdmin(admin.ModelAdmin):
+class JobAdmin(RebuildIndexMixin, admin.ModelAdmin):
     list_display = (
         "id",
         "kind",
@@ -130,7 +161,36 @@ class JobAdmin(admin.ModelAdmin):
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = ("name", "is_active", "embedding_dim", "metrics_summary", "created_at")
     list_filter = ("is_active",)
-    readonly_fields = ("checkpoint_sha256", "embedding_dim", "metrics", "created_at")
+    readonly_fields = ("checkpoint_sha256", "embedding_dim", "metrics", "is_active", "created_at")
+    actions = ["activate_model"]
+
+    @admin.action(description="Activate this model (re-embeds every image, then switches searches over)")
+    def activate_model(self, request, queryset) -> None:
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one model to activate.", messages.ERROR)
+            return
+        self._activate(request, queryset.get())
+
+    def get_urls(self):
+        activate = path(
+            "<int:pk>/activate/", self.admin_site.admin_view(self.activate_view), name="search_modelversion_activate"
+        )
+        return [activate, *super().get_urls()]
+
+    def activate_view(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        if request.method != "POST":
+            return redirect(reverse("admin:search_modelversion_change", args=[pk]))
+        if not self.has_change_permission(request, version):
+            raise PermissionDenied
+        self._activate(request, version)
+        return redirect("jobs")
+
+    def _activate(self, request, version: ModelVersion) -> None:
+        if version.is_active:
+            self.message_user(request, f"{version} is already the active model.", messages.INFO)
+            return
+        _job_started(request, model_version_activate(version, created_by=request.user), f"Switching to {version}")
 
     @admin.display(description="metrics")
     def metrics_summary(self, obj: ModelVersion) -> str:
@@ -138,7 +198,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 
 @admin.register(IndexVersion)
-class IndexVersionAdmin(admin.ModelAdmin):
+class IndexVersionAdmin(RebuildIndexMixin, admin.ModelAdmin):
     list_display = ("version", "is_active", "kind", "vector_count", "recall_at_10", "model_version", "created_at")
     list_filter = ("is_active", "kind")
     readonly_fields = [f.name for f in IndexVersion._meta.fields]
