@@ -17,7 +17,7 @@ from django.conf import settings
 
 from search import embedder, live_index
 from search.imaging import decode_image
-from search.index import search_threads
+from search.index import set_search_threads
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
 
@@ -88,13 +88,13 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         allowed = loaded.ids_with_label(label)
         if not len(allowed):
             raise UnknownLabel(f"No image of the collection has the rock type {label!r}.")
-    with search_threads(settings.GEOSIM_SEARCH_THREADS):
-        neighbours = max(k, VOTE_NEIGHBOURS)
-        scores, ids = loaded.index.search(vector, neighbours, exclude_ids=exclude_ids)
-        if allowed is not None:
-            hit_scores, hit_ids = loaded.index.search(vector, k, allowed_ids=allowed, exclude_ids=exclude_ids)
-        else:
-            hit_scores, hit_ids = scores[:, :k], ids[:, :k]
+    _use_search_threads()
+    neighbours = max(k, VOTE_NEIGHBOURS)
+    scores, ids = loaded.index.search(vector, neighbours, exclude_ids=exclude_ids)
+    if allowed is not None:
+        hit_scores, hit_ids = loaded.index.search(vector, k, allowed_ids=allowed, exclude_ids=exclude_ids)
+    else:
+        hit_scores, hit_ids = scores[:, :k], ids[:, :k]
     wanted = {int(i) for i in np.concatenate([ids[0], hit_ids[0]]) if i >= 0}
     images = Image.objects.in_bulk(wanted)
     vote = _vote(scores[0], ids[0], images)
@@ -111,6 +111,18 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         index_version=loaded.version.version,
         took_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+_threads_set = False
+
+
+def _use_search_threads() -> None:
+    # Once per process, not per request: the OpenMP setting is process-wide, and one thread is
+    # fastest for single queries (see docs/PERFORMANCE.md, "FAISS index").
+    global _threads_set
+    if not _threads_set:
+        set_search_threads(settings.GEOSIM_SEARCH_THREADS)
+        _threads_set = True
 
 
 def _vote(scores: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict[str, float]:
