@@ -3,7 +3,8 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path, re_path
-from django.views.static import serve
+
+from geosim_site.media import serve_media
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,4 +14,4 @@ urlpatterns = [
 
 if settings.DEBUG or settings.GEOSIM_SERVE_MEDIA:
     # Media are content-addressed images; in production a front proxy may serve them instead.
-    urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT})]
+    urlpatterns += [re_path(r"^media/(?P<path>.*)$", serve_media, name="media")]
