@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 
@@ -83,7 +84,7 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
     """The response is the API's JSON error document with this status (and code); returns its error."""
     assert response.status_code == status, response.content[:500]
     assert response["Content-Type"].startswith("application/json"), response["Content-Type"]
-    error = response.json()["error"]
+    error = json.loads(response.content)["error"]
     assert error["status"] == status
     assert error["message"] and isinstance(error["message"], str)
     if code is not None:

@@ -1,0 +1,38 @@
+"""Rate limits: GEOSIM_SEARCH_RATE for searches, GEOSIM_UPLOAD_RATE for uploads; 429 JSON with Retry-After."""
+
+from .conftest import IMAGES_URL, SEARCH_URL, assert_error, upload
+
+
+def test_search_over_the_rate_is_429_with_retry_after(callers, db, settings):
+    settings.GEOSIM_SEARCH_RATE = "2/minute"
+    for _ in range(2):
+        assert callers.anonymous.post(SEARCH_URL, {}).status_code == 400  # counted, even when invalid
+    response = callers.anonymous.post(SEARCH_URL, {"image": upload()})
+    error = assert_error(response, 429, "throttled")
+    assert 0 < int(response["Retry-After"]) <= 60
+    assert "throttled" in error["message"].lower()
+
+
+def test_similar_shares_the_search_budget(callers, db, settings):
+    settings.GEOSIM_SEARCH_RATE = "1/minute"
+    callers.anonymous.post(SEARCH_URL, {})
+    assert_error(callers.anonymous.get(f"{IMAGES_URL}1/similar/"), 429, "throttled")
+
+
+def test_each_user_has_their_own_budget(callers, db, settings):
+    settings.GEOSIM_SEARCH_RATE = "1/minute"
+    assert callers.anonymous.post(SEARCH_URL, {}).status_code == 400
+    assert callers.anonymous.post(SEARCH_URL, {}).status_code == 429
+    assert callers.user.post(SEARCH_URL, {}).status_code == 400
+
+
+def test_no_rate_means_no_limit(callers, db, settings):
+    settings.GEOSIM_SEARCH_RATE = None  # GEOSIM_SEARCH_RATE=off
+    assert all(callers.anonymous.post(SEARCH_URL, {}).status_code == 400 for _ in range(30))
+
+
+def test_uploads_are_limited_but_reads_are_not(callers, db, settings):
+    settings.GEOSIM_UPLOAD_RATE = "1/minute"
+    assert callers.staff.post(IMAGES_URL, {"image": upload()}).status_code == 201
+    assert_error(callers.staff.post(IMAGES_URL, {"image": upload()}), 429, "throttled")
+    assert all(callers.staff.get(IMAGES_URL).status_code == 200 for _ in range(3))
