@@ -302,7 +302,7 @@ class VectorIndex:
 
         if self._kind == KIND_EXACT:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
-            scores, ids = self._index.search(queries, k, params=params)
+            scores, ids = _faiss_search(self._index, queries, k, params)
         else:
             scores, ids = self._search_ivf(queries, k, selector, n_allowed)
         del keep_alive
@@ -523,6 +523,17 @@ def build_index(
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def _faiss_search(index: faiss.Index, queries: np.ndarray, k: int, params) -> tuple[np.ndarray, np.ndarray]:
+    """``index.search`` with SearchParameters, robust to ``faiss.contrib.torch_utils``.
+
+    Importing torch_utils (pytorch-metric-learning does, for its accuracy calculator) replaces
+    ``Index.search`` with a torch-aware wrapper that drops the ``params`` argument and keeps FAISS's
+    own numpy method as ``search_numpy``; call that one when it exists.
+    """
+    search = getattr(index, "search_numpy", None) or index.search
+    return search(queries, k, params=params)
+
+
 def _kind_of(index: faiss.Index) -> str:
     if isinstance(index, faiss.IndexIDMap2) and isinstance(faiss.downcast_index(index.index), faiss.IndexFlatIP):
         return KIND_EXACT
@@ -628,7 +639,7 @@ def _ivf_search(
     params = faiss.SearchParametersIVF(nprobe=nprobe)
     if selector is not None:
         params.sel = selector
-    return index.search(np.ascontiguousarray(queries), k, params=params)
+    return _faiss_search(index, np.ascontiguousarray(queries), k, params)
 
 
 def _padded(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -362,3 +362,17 @@ def rewrite_manifest(directory, **changes):
     data = json.loads(path.read_text())
     data.update(changes)
     path.write_text(json.dumps(data))
+
+
+def test_filtered_search_survives_faiss_torch_utils():
+    """pytorch-metric-learning imports faiss.contrib.torch_utils, which patches Index.search."""
+    import faiss.contrib.torch_utils  # noqa: F401
+
+    from search.index import build_index
+
+    rng = np.random.default_rng(3)
+    vectors = rng.normal(size=(50, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = build_index(np.arange(50, dtype=np.int64), vectors)
+    scores, ids = index.search(vectors[:1], 3, allowed_ids=np.array([5, 6, 7, 8]))
+    assert set(ids[0]) <= {5, 6, 7, 8} and len(ids[0]) == 3
