@@ -1,24 +1,49 @@
-"""Guards for /api/: refuse oversized bodies before reading them, and answer every error as JSON."""
+"""Guards for /api/: bounded uploads, URLs with or without their trailing slash, JSON for every error."""
 
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.uploadhandler import FileUploadHandler
+from django.urls import is_valid_path
 
-from search.api.exceptions import generic_error, json_error
+from search.api.exceptions import PayloadTooLarge, generic_error, json_error
 
 API_PREFIX = "/api/"
 # Room for the multipart envelope and the small form fields around the file itself; a file over the
-# limit that fits in this slack is refused by the API's own size check, also with 413.
+# limit that fits in this slack is stopped by UploadLimitHandler, also with 413.
 MULTIPART_SLACK_BYTES = 64 * 1024
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
-class ApiGuardMiddleware:
-    """For /api/ requests: 413 for a declared body over GEOSIM_MAX_UPLOAD_BYTES; JSON for non-JSON errors.
+class UploadLimitHandler(FileUploadHandler):
+    """Stops parsing a multipart body as soon as one file passes GEOSIM_MAX_UPLOAD_BYTES (413).
 
-    Errors raised outside DRF views (unknown URLs, a non-numeric id, a disallowed host, a crash)
-    reach the client as Django's HTML pages; here they become the API's error document, with no
-    traceback even when DEBUG is on.
+    Runs first, so the bytes past the limit are never written to memory or to a temporary file.
+    """
+
+    def __init__(self, request=None) -> None:
+        super().__init__(request)
+        self.limit = settings.GEOSIM_MAX_UPLOAD_BYTES
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        if start + len(raw_data) > self.limit:
+            raise PayloadTooLarge(self.limit)
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handlers build the uploaded file
+
+
+class ApiGuardMiddleware:
+    """For /api/ requests.
+
+    - A declared body over GEOSIM_MAX_UPLOAD_BYTES (plus the multipart envelope) is 413 before any of
+      it is read; a file that grows past the limit while parsed is 413 as soon as it does.
+    - ``/api/v1/search`` works like ``/api/v1/search/``: Django's APPEND_SLASH would redirect a POST
+      (dropping its body) or, with DEBUG on, crash.
+    - Errors raised outside DRF views (unknown URLs, a non-numeric id, a disallowed host, a crash)
+      are Django HTML pages; they become the API's JSON error document, without a traceback even
+      when DEBUG is on.
     """
 
     def __init__(self, get_response) -> None:
@@ -31,6 +56,10 @@ class ApiGuardMiddleware:
             limit = settings.GEOSIM_MAX_UPLOAD_BYTES
             if _declared_length(request) > limit + MULTIPART_SLACK_BYTES:
                 return json_error(413, "too_large", f"The upload is too large: the limit is {limit:,} bytes.")
+            request.upload_handlers.insert(0, UploadLimitHandler(request))
+        if not request.path_info.endswith("/") and is_valid_path(request.path_info + "/"):
+            request.path_info += "/"
+            request.path += "/"
         response = self.get_response(request)
         if response.status_code >= 400 and not response.get("Content-Type", "").startswith("application/json"):
             replacement = generic_error(response.status_code)

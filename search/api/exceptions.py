@@ -14,6 +14,7 @@ import logging
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException, ErrorDetail
@@ -104,6 +105,10 @@ def _as_api_exception(exc: Exception) -> Exception:
             status_code=503,
             code="model_unavailable",
         )
+    if isinstance(exc, DatabaseError):
+        # A restarting database: a temporary condition, not a crash; connections are re-checked per request.
+        logger.warning("Database unavailable: %s", exc)
+        return ApiError("The database is unavailable; try again shortly.", status_code=503, code="database_unavailable")
     if isinstance(exc, Http404):
         return exceptions.NotFound()
     if isinstance(exc, DjangoPermissionDenied):

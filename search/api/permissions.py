@@ -8,7 +8,7 @@ carries its user's rights, so a non-staff user's token gets 403 on writes, like 
 from __future__ import annotations
 
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
-from rest_framework.permissions import SAFE_METHODS, BasePermission
+from rest_framework.permissions import BasePermission
 
 # Token first: an anonymous caller of a protected endpoint gets 401 with `WWW-Authenticate: Token`.
 API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
@@ -21,8 +21,3 @@ class IsStaff(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return bool(request.user and request.user.is_active and request.user.is_staff)
-
-
-class IsStaffOrReadOnly(IsStaff):
-    def has_permission(self, request, view) -> bool:
-        return request.method in SAFE_METHODS or super().has_permission(request, view)

@@ -6,7 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -14,7 +14,7 @@ from search import selectors
 from search.models import Image
 from search.services.ingestion import image_ingest
 
-from ..permissions import API_AUTHENTICATION, IsStaffOrReadOnly
+from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
 from ..serializers import ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
@@ -35,11 +35,14 @@ class ImagePagination(PageNumberPagination):
 )
 class ImageListView(generics.ListAPIView):
     authentication_classes = API_AUTHENTICATION
-    permission_classes = [IsStaffOrReadOnly]
     throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageSerializer
     pagination_class = ImagePagination
+
+    def get_permissions(self):
+        """Anyone may read the collection; only staff may add to it."""
+        return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
         label = (self.request.query_params.get("label") or "").strip().lower() or None

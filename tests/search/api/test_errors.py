@@ -33,6 +33,14 @@ def test_a_crash_is_500_json_without_a_traceback(db, settings, monkeypatch, debu
     assert "logged" in error["message"]
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_urls_work_without_their_trailing_slash(callers, db, settings, debug):
+    settings.DEBUG = debug  # with DEBUG on, Django's APPEND_SLASH would crash on a POST
+    assert_error(callers.anonymous.post(SEARCH_URL.rstrip("/"), {"k": 3}), 400, "invalid")
+    assert callers.anonymous.get("/api/v1/images").status_code == 200
+    assert_error(callers.anonymous.get("/api/v1/nothing"), 404, "not_found")
+
+
 def test_disallowed_host_is_400_json(db, settings):
     settings.ALLOWED_HOSTS = ["geosim.example"]
     assert_error(APIClient().get("/api/v1/images/", HTTP_HOST="evil.example"), 400)

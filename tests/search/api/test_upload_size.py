@@ -1,8 +1,10 @@
 """Uploads over GEOSIM_MAX_UPLOAD_BYTES are 413 JSON: refused from the declared length, or by the file's size."""
 
+import pytest
 from django.test import RequestFactory
 
-from search.middleware import ApiGuardMiddleware
+from search.api.exceptions import PayloadTooLarge
+from search.middleware import ApiGuardMiddleware, UploadLimitHandler
 from search.models import Image
 from tests.conftest import image_bytes
 
@@ -39,6 +41,18 @@ def test_file_just_over_the_limit_is_413_too(callers, db, settings):
     assert not Image.objects.exists()
     settings.GEOSIM_MAX_UPLOAD_BYTES = len(data)
     assert callers.staff.post(IMAGES_URL, {"image": upload(data)}).status_code == 201
+
+
+def test_a_file_growing_past_the_limit_stops_the_parse(settings):
+    settings.GEOSIM_MAX_UPLOAD_BYTES = 5_000
+    request = RequestFactory().post(SEARCH_URL, {"image": upload(b"x" * 20_000)})
+    request.upload_handlers.insert(0, UploadLimitHandler(request))
+    with pytest.raises(PayloadTooLarge):
+        request.FILES  # noqa: B018 — parsing is what is tested
+    settings.GEOSIM_MAX_UPLOAD_BYTES = 20_000
+    request = RequestFactory().post(SEARCH_URL, {"image": upload(b"x" * 20_000)})
+    request.upload_handlers.insert(0, UploadLimitHandler(request))
+    assert request.FILES["image"].size == 20_000
 
 
 def test_pages_are_not_affected(client, db, settings):
