@@ -132,7 +132,7 @@
     var height = Math.max(1, Math.round(canvas.clientHeight * dpr));
     if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
     var cy = Math.cos(view.yaw), syaw = Math.sin(view.yaw), cp = Math.cos(view.pitch), sp = Math.sin(view.pitch);
-    var scale = Math.min(width, height) * 0.36 * view.zoom, camera = 4;
+    var scale = Math.min(width, height) * 0.3 * view.zoom, camera = 4;
     var midX = width / 2, midY = height / 2, shown = 0;
     for (var i = 0; i < n; i++) {
       var x = xyz[3 * i], y = xyz[3 * i + 1], z = xyz[3 * i + 2];
@@ -149,7 +149,8 @@
 
     var image = ctx.createImageData(width, height);
     var pixels = new Uint32Array(image.data.buffer);
-    var size = Math.max(2, Math.round(2.5 * dpr)), half = size >> 1;
+    var base = shown < 2000 ? 4 : shown < 10000 ? 3 : 2;
+    var size = Math.max(2, Math.round(base * dpr)), half = size >> 1;
     for (var k = 0; k < shown; k++) {
       var p = drawn[k], c = colours[codes[p]];
       var shade = 0.6 + 0.4 * Math.min(1, Math.max(0, (depth[p] + 1) / 2));
