@@ -175,9 +175,9 @@ def _bench_explorer(page, base: str, points: int) -> None:
         frame = page.evaluate(
             """() => new Promise(done => {
                  const c = document.querySelector('#explorer canvas'); const r = c.getBoundingClientRect();
-                 const t = performance.now();
-                 c.dispatchEvent(new PointerEvent('pointerdown', {clientX: r.x + 100, clientY: r.y + 100, pointerId: 1}));
-                 c.dispatchEvent(new PointerEvent('pointermove', {clientX: r.x + 160, clientY: r.y + 120, pointerId: 1}));
+                 const t = performance.now(), at = (x, y) => ({clientX: r.x + x, clientY: r.y + y, pointerId: 1});
+                 c.dispatchEvent(new PointerEvent('pointerdown', at(100, 100)));
+                 c.dispatchEvent(new PointerEvent('pointermove', at(160, 120)));
                  requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now() - t)));
                })"""
         )
