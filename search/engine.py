@@ -151,6 +151,7 @@ def answer_payload(answer: SearchAnswer, *, absolute_url=lambda url: url) -> dic
             for hit in answer.hits
         ],
         "predicted_label": answer.predicted_label,
+        "vote": answer.vote,
         "model_version": answer.model_version,
         "index_version": answer.index_version,
         "took_ms": round(answer.took_ms, 3),

@@ -18,9 +18,7 @@ from ..throttles import SearchThrottle
 
 
 def _answer_response(request: Request, answer: engine.SearchAnswer) -> Response:
-    payload = engine.answer_payload(answer, absolute_url=request.build_absolute_uri)
-    payload["vote"] = answer.vote
-    return Response(payload)
+    return Response(engine.answer_payload(answer, absolute_url=request.build_absolute_uri))
 
 
 class SearchView(APIView):

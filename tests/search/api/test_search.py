@@ -71,3 +71,20 @@ def test_a_damaged_index_is_503_without_naming_files_then_rebuilt(callers, colle
 def test_search_stores_nothing(callers, collection):
     callers.anonymous.post(SEARCH_URL, {"image": upload(image_bytes(seed=77))})
     assert Image.objects.count() == len(collection)
+
+
+def test_same_keys_as_search_similar_json(callers, collection, tmp_path):
+    import json
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    query = tmp_path / "query.jpg"
+    query.write_bytes(image_bytes(seed=3))
+    out = StringIO()
+    call_command("search_similar", str(query), "-k", "2", "--json", stdout=out)
+    cli = json.loads(out.getvalue())
+    api = callers.anonymous.post(SEARCH_URL, {"image": upload(query.read_bytes()), "k": 2}).json()
+    assert set(api) == set(cli)
+    assert set(api["results"][0]) == set(cli["results"][0])
+    assert [hit["id"] for hit in api["results"]] == [hit["id"] for hit in cli["results"]]
