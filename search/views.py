@@ -9,7 +9,6 @@ from functools import wraps
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
-from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -19,6 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from search import engine, selectors
 from search.forms import DEFAULT_K, SearchForm
+from search.health import health_report
 from search.imaging import ImageRejected, decode_image
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
@@ -290,12 +290,6 @@ def jobs_status(request: HttpRequest) -> JsonResponse:
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
-    """200 when the database answers; 503 otherwise. The index state joins this with the search engine."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        database = {"ok": True}
-    except Exception as exc:
-        database = {"ok": False, "error": type(exc).__name__}
-    status = 200 if database["ok"] else 503
-    return JsonResponse({"status": "ok" if status == 200 else "unavailable", "database": database}, status=status)
+    """200 when the database and the live index are usable; 503 with the reason otherwise."""
+    healthy, details = health_report()
+    return JsonResponse({"status": "ok" if healthy else "unavailable", **details}, status=200 if healthy else 503)
