@@ -63,9 +63,6 @@ GEOSIM_INDEX_KEEP = env_int("GEOSIM_INDEX_KEEP", 2, minimum=1)
 # A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.
 GEOSIM_JOB_HEARTBEAT_SECONDS = env_int("GEOSIM_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
 GEOSIM_JOB_STALE_SECONDS = env_int("GEOSIM_JOB_STALE_SECONDS", 60, minimum=2)
-# A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.
-GEOSIM_JOB_HEARTBEAT_SECONDS = env_int("GEOSIM_JOB_HEARTBEAT_SECONDS", 5, minimum=1)
-GEOSIM_JOB_STALE_SECONDS = env_int("GEOSIM_JOB_STALE_SECONDS", 60, minimum=2)
 # The shipped checkpoint, registered as the first model version when none exists.
 GEOSIM_DEFAULT_CHECKPOINT = Path(
     env_str("GEOSIM_DEFAULT_CHECKPOINT", str(BASE_DIR / "training" / "weights" / "default.pt"))
@@ -177,12 +174,6 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # The sweep: re-send jobs that never reached a worker and recover jobs whose worker died.
 CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 30.0}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-# When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
-# The sweep: re-send jobs that never reached a worker and recover jobs whose worker died.
-CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 30.0}}
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_RESULT_EXPIRES = 3600
 
 REST_FRAMEWORK = {
@@ -196,6 +187,8 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"search": GEOSIM_SEARCH_RATE, "upload": GEOSIM_UPLOAD_RATE},
     "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",
+    # Throttles key anonymous callers by address: trust X-Forwarded-For only from this many proxies in front.
+    "NUM_PROXIES": env_int("GEOSIM_NUM_PROXIES", 0, minimum=0),
 }
 
 SPECTACULAR_SETTINGS = {
