@@ -26,6 +26,12 @@ def test_each_user_has_their_own_budget(callers, db, settings):
     assert callers.user.post(SEARCH_URL, {}).status_code == 400
 
 
+def test_a_forged_forwarded_for_header_does_not_reset_the_budget(callers, db, settings):
+    settings.GEOSIM_SEARCH_RATE = "1/minute"
+    assert callers.anonymous.post(SEARCH_URL, {}, HTTP_X_FORWARDED_FOR="10.0.0.1").status_code == 400
+    assert_error(callers.anonymous.post(SEARCH_URL, {}, HTTP_X_FORWARDED_FOR="10.0.0.2"), 429, "throttled")
+
+
 def test_no_rate_means_no_limit(callers, db, settings):
     settings.GEOSIM_SEARCH_RATE = None  # GEOSIM_SEARCH_RATE=off
     assert all(callers.anonymous.post(SEARCH_URL, {}).status_code == 400 for _ in range(30))
