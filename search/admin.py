@@ -203,6 +203,9 @@ class IndexVersionAdmin(RebuildIndexMixin, admin.ModelAdmin):
     list_filter = ("is_active", "kind")
     readonly_fields = [f.name for f in IndexVersion._meta.fields]
 
+    def has_add_permission(self, request) -> bool:
+        return False  # index versions are built by jobs ("Rebuild index"), never typed in
+
 
 @admin.register(Embedding)
 class EmbeddingAdmin(admin.ModelAdmin):
@@ -211,3 +214,6 @@ class EmbeddingAdmin(admin.ModelAdmin):
     raw_id_fields = ("image",)
     readonly_fields = ("image", "model_version", "created_at")
     exclude = ("vector",)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # vectors come from the model, through processing and rebuild jobs
