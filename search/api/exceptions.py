@@ -14,7 +14,7 @@ import logging
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DatabaseError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException, ErrorDetail
@@ -82,7 +82,7 @@ def api_exception_handler(exc: Exception, context: dict):
     if response is None:
         return None
     response.data = error_body(response.status_code, _code(exc), _message(exc), _fields(exc))
-    if response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+    if response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE and "Retry-After" not in response:
         response["Retry-After"] = str(INDEX_RETRY_AFTER_S)
     return response
 
@@ -105,8 +105,9 @@ def _as_api_exception(exc: Exception) -> Exception:
             status_code=503,
             code="model_unavailable",
         )
-    if isinstance(exc, DatabaseError):
+    if isinstance(exc, OperationalError | InterfaceError):
         # A restarting database: a temporary condition, not a crash; connections are re-checked per request.
+        # (Integrity or programming errors are bugs: they stay 500s, logged with their traceback.)
         logger.warning("Database unavailable: %s", exc)
         return ApiError("The database is unavailable; try again shortly.", status_code=503, code="database_unavailable")
     if isinstance(exc, Http404):

@@ -14,7 +14,7 @@ _DESCRIPTIONS = {
     413: "The upload is larger than GEOSIM_MAX_UPLOAD_BYTES.",
     415: "The body is not multipart/form-data.",
     429: "Too many requests; Retry-After says when to try again.",
-    503: "No usable search index (none built yet, or one is being rebuilt); Retry-After is set.",
+    503: "No usable search index (none built yet, or being rebuilt), or the database is down; see Retry-After.",
 }
 
 

@@ -41,6 +41,20 @@ def test_urls_work_without_their_trailing_slash(callers, db, settings, debug):
     assert_error(callers.anonymous.get("/api/v1/nothing"), 404, "not_found")
 
 
+def test_database_outage_is_503_json(callers, db, monkeypatch):
+    from django.db import OperationalError
+
+    def outage(*args, **kwargs):
+        raise OperationalError('connection to server at "db" (10.0.0.5), port 5432 failed')
+
+    monkeypatch.setattr(engine, "search_by_bytes", outage)
+    response = callers.anonymous.post(SEARCH_URL, {"image": upload()})
+    error = assert_error(response, 503, "database_unavailable")
+    assert "10.0.0.5" not in response.content.decode()
+    assert int(response["Retry-After"]) > 0
+    assert error["message"]
+
+
 def test_disallowed_host_is_400_json(db, settings):
     settings.ALLOWED_HOSTS = ["geosim.example"]
     assert_error(APIClient().get("/api/v1/images/", HTTP_HOST="evil.example"), 400)
