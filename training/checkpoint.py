@@ -109,7 +109,10 @@ def save_checkpoint(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.chmod(temp_name, 0o666 & ~umask)  # mkstemp's 0600 would hide the model from a service user
         with os.fdopen(handle, "wb") as stream:
             torch.save(payload, stream)
             stream.flush()

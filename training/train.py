@@ -278,6 +278,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--aux-weight", type=float, default=lo.aux_weight, help="0 disables the auxiliary loss")
     p.add_argument("--no-tta", action="store_true", help="embed without averaging over flips/rotations")
     p.add_argument("--no-d4", action="store_true", help="train without flip/rotation augmentation")
+    p.add_argument("--jitter", type=float, default=Augmentation().brightness,
+                   help="brightness and contrast jitter (±share); colour gain is 0.3× this; 0 disables")
     p.add_argument("--no-baselines", action="store_true", help="skip the baseline measurements")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     return p.parse_args(argv)
@@ -298,7 +300,9 @@ def main(argv: list[str] | None = None) -> int:
             blocks_per_stage=args.blocks_per_stage, stem_stride=args.stem_stride,
         ),
         loss=LossConfig(margin=args.margin, miner=args.miner, aux_weight=args.aux_weight),
-        augmentation=Augmentation(d4=not args.no_d4),
+        augmentation=Augmentation(
+            d4=not args.no_d4, brightness=args.jitter, contrast=args.jitter, channel_gain=0.3 * args.jitter
+        ),
     )
     summary = train(args.data, args.out, config)
     metrics = summary["metrics"]
