@@ -9,6 +9,7 @@ Every image goes through :func:`training.preprocessing.to_model_input` and is ke
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,17 +84,20 @@ def load_image_folder(
     size: int = INPUT_SIZE,
     class_names: list[str] | None = None,
     workers: int = 4,
+    keep: Callable[[str], bool] | None = None,
 ) -> ImageSet:
     """Read every image under ``root`` into memory; the class is the parent folder's name.
 
     ``class_names`` fixes the label order (e.g. a checkpoint's); images of other classes then get the
-    label -1. Without it the classes are the sorted folder names found. Unreadable files are logged
-    and skipped.
+    label -1. Without it the classes are the sorted folder names found. ``keep``, given a path relative
+    to ``root``, chooses which files to read. Unreadable files are logged and skipped.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist")
     files = find_images(root)
+    if keep is not None:
+        files = [path for path in files if keep(path.relative_to(root).as_posix())]
     if not files:
         raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
     # PIL releases the GIL while decoding, so a few threads read small JPEGs faster than one.

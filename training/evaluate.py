@@ -11,8 +11,6 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
 from .data import image_key, load_image_folder
 from .inference import Embedder
 from .metrics import retrieval_metrics, top1_confusion
@@ -20,14 +18,18 @@ from .metrics import retrieval_metrics, top1_confusion
 
 def evaluate_folder(embedder: Embedder, data_dir: Path, heldout_only: bool = False) -> dict:
     """Metrics, image count and top-1 confusion table for the images under ``data_dir``."""
-    images = load_image_folder(data_dir, size=embedder.input_size)
+    keep = None
     if heldout_only:
         keys = set((embedder.checkpoint.data if embedder.checkpoint else {}).get("test_keys", []))
         if not keys:
             raise ValueError("this checkpoint records no held-out test images")
-        images = images.subset(np.flatnonzero([image_key(p) in keys for p in images.paths]))
-        if len(images) < 2:
-            raise ValueError(f"fewer than two of the checkpoint's held-out images are under {data_dir}")
+
+        def keep(path: str) -> bool:
+            return image_key(path) in keys
+
+    images = load_image_folder(data_dir, size=embedder.input_size, keep=keep)
+    if heldout_only and len(images) < 2:
+        raise ValueError(f"fewer than two of the checkpoint's held-out images are under {data_dir}")
     labels = [path.split("/")[-2] if "/" in path else "" for path in images.paths]
     embeddings = embedder.embed_arrays(images.images)
     classes, table = top1_confusion(embeddings, labels)
