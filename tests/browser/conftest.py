@@ -30,10 +30,13 @@ def chromium():
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
     # browser steps are ordinary blocking calls, so Django's async-safety check does not apply.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            yield browser
+            browser.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # never leak into other tests' subprocesses
 
 
 @pytest.fixture

@@ -52,7 +52,9 @@ def test_forms_require_csrf(django_user_model):
 
 
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE"}}
+    env = {
+        k: v for k, v in os.environ.items() if k not in {"DEBUG", "DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     env.update(
         DJANGO_SETTINGS_MODULE="geosim_site.settings",
         SECRET_KEY="k" * 20 + "Zq8!x#2Lp@9sVw$4Rt&6Yu*1Ni^3Me%7Bo(5Cd)0",

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import extract_archive
 from training.data import image_key, load_image_folder
 from training.inference import Embedder
 from training.metrics import retrieval_metrics
@@ -27,8 +27,7 @@ def real_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"real data absent: no geological_similarity-part*.tar.xz in {SHARED_DATA}")
     target = tmp_path_factory.mktemp("real")
     for archive in archives:
-        with tarfile.open(archive) as tar:
-            tar.extractall(target, filter="data")
+        extract_archive(archive, target)
     return target
 
 
