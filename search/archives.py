@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2")
 _READ_CHUNK = 1 << 20
+_DOCUMENTATION = ("README", "LICENSE", "LICENCE")
 
 
 class ArchiveRejected(ValueError):
@@ -78,10 +78,12 @@ def iter_source_files(
 
 
 def _is_candidate(name: str) -> bool:
+    """Every file is looked at (and reported if it is not an image), except hidden files and the
+    folder's own documentation (README, LICENSE), which accompany datasets as a matter of course."""
     pure = PurePosixPath(name)
     if any(part.startswith(".") for part in pure.parts) or pure.name.startswith("._"):
         return False  # hidden files, macOS resource forks
-    return pure.suffix.lower() in IMAGE_SUFFIXES or pure.name.lower().endswith(ARCHIVE_SUFFIXES)
+    return not pure.name.upper().startswith(_DOCUMENTATION)
 
 
 def _walk_folder(root: Path) -> Iterator[Path]:

@@ -13,10 +13,15 @@ class MultipleFileInput(forms.ClearableFileInput):
 
 
 class MultipleFileField(forms.FileField):
-    """A file field that accepts several files at once and returns them as a list."""
+    """A file field that accepts several files at once and returns them as a list.
+
+    Empty files pass the form: the ingestion service rejects them with its reason, per file, like
+    every other bad file, instead of the whole upload failing on one of them.
+    """
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/*"}))
+        kwargs.setdefault("allow_empty_file", True)
         super().__init__(*args, **kwargs)
 
     def clean(self, data, initial=None):
