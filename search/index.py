@@ -43,33 +43,33 @@ than it saves (1 thread is 3-5x faster for one query on a 2-core host). The web 
 Concurrency: searches may run in parallel threads; ``add``/``remove``/``save`` must not overlap with
 them (guard with a lock, or build a new index and swap the reference).
 
-Files: ``save`` writes ``index.faiss`` then ``manifest.json`` into a directory, each through a temp file
-in the same directory, ``fsync`` and ``os.replace``; the manifest, written last, carries the index
-file's sha256, so a valid manifest always describes a complete index file. ``VectorIndex.load`` checks
-the manifest, the format version, the checksum, the count and dimension and (optionally) the model
-version, and raises an ``IndexLoadError`` subclass rather than ever serving a bad file.
+Files: ``save`` and ``load`` live in :mod:`search.index_files` (atomic writes, validated reads,
+manifest); they are re-exported here with their errors.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import hashlib
-import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-INDEX_FORMAT_VERSION = 1
-INDEX_FILENAME = "index.faiss"
-MANIFEST_FILENAME = "manifest.json"
+from search.index_files import (  # noqa: F401 — the persistence API is re-exported from here
+    INDEX_FILENAME,
+    INDEX_FORMAT_VERSION,
+    MANIFEST_FILENAME,
+    IndexCorruptError,
+    IndexLoadError,
+    IndexManifest,
+    IndexMismatchError,
+    IndexMissingError,
+    read_index_files,
+    read_manifest,
+    write_index_files,
+)
 
 KIND_EXACT = "flat"
 KIND_APPROX = "ivf_sq8"
@@ -82,69 +82,6 @@ _ADD_CHUNK = 100_000
 # Above this many ids (and with ids small enough) a bitmap selector beats a hash set to build.
 _BITMAP_MIN_IDS = 4096
 _BITMAP_MAX_ID = 1 << 26
-_WRITE_SLICE = 16 << 20
-
-
-class IndexLoadError(Exception):
-    """An index directory could not be loaded; the message names the path and what was wrong."""
-
-
-class IndexMissingError(IndexLoadError):
-    """The directory, its manifest or its index file does not exist."""
-
-
-class IndexCorruptError(IndexLoadError):
-    """The manifest or the index file is unreadable or disagrees with itself (checksum, count, dim)."""
-
-
-class IndexMismatchError(IndexLoadError):
-    """A sound index that is not the one asked for: another format version, model version or dim."""
-
-
-@dataclass(frozen=True)
-class IndexManifest:
-    """What ``manifest.json`` records about the index file beside it."""
-
-    format_version: int
-    index_version: int
-    model_version: str
-    dim: int
-    count: int
-    kind: str
-    sha256: str
-    recall_at_10: float | None
-    created_at: str
-
-    def to_json(self) -> str:
-        """The manifest as pretty JSON text."""
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
-
-    @classmethod
-    def from_dict(cls, data: object) -> IndexManifest:
-        """Build a manifest from parsed JSON; ``ValueError`` if a field is missing or mistyped."""
-        if not isinstance(data, dict):
-            raise ValueError("manifest is not a JSON object")
-        types = {
-            "format_version": int,
-            "index_version": int,
-            "model_version": str,
-            "dim": int,
-            "count": int,
-            "kind": str,
-            "sha256": str,
-            "created_at": str,
-        }
-        for name, expected in types.items():
-            value = data.get(name)
-            if not isinstance(value, expected) or isinstance(value, bool):
-                raise ValueError(f"field {name!r} is {value!r}, expected {expected.__name__}")
-        recall = data.get("recall_at_10")
-        if recall is not None and (isinstance(recall, bool) or not isinstance(recall, int | float)):
-            raise ValueError(f"field 'recall_at_10' is {recall!r}, expected a number or null")
-        return cls(
-            **{name: data[name] for name in types},
-            recall_at_10=None if recall is None else float(recall),
-        )
 
 
 def set_search_threads(n: int) -> int:
@@ -355,43 +292,17 @@ class VectorIndex:
     def save(self, directory: Path, *, index_version: int, model_version: str) -> IndexManifest:
         """Write ``index.faiss`` and then ``manifest.json`` atomically into ``directory``.
 
-        Each file goes to a temp file in the same directory, is fsynced and moved into place with
-        ``os.replace``, then the directory is fsynced. If anything fails (a full disk), the temp
-        files are removed and an index saved there before is left as it was. Only a crash between
-        the two renames can pair the old manifest with the new file; ``load`` then fails the checksum
-        (``IndexCorruptError``) rather than serve it. A directory per ``index_version`` avoids even that.
+        See :func:`search.index_files.write_index_files`: temp files, fsync, ``os.replace``, the
+        manifest (with the file's checksum) last; a failure (a full disk) leaves an earlier save intact.
         """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        index_tmp = manifest_tmp = None
-        try:
-            index_tmp, sha256 = _write_temp(directory, INDEX_FILENAME, lambda f: _write_index(self._index, f))
-            manifest = IndexManifest(
-                format_version=INDEX_FORMAT_VERSION,
-                index_version=int(index_version),
-                model_version=str(model_version),
-                dim=self.dim,
-                count=self.ntotal,
-                kind=self._kind,
-                sha256=sha256,
-                recall_at_10=self._recall_at_10,
-                created_at=datetime.now(UTC).isoformat(),
-            )
-            text = manifest.to_json().encode()
-            manifest_tmp, _ = _write_temp(directory, MANIFEST_FILENAME, lambda f: _write_bytes(f, text))
-            # Both temp files are complete and on disk; only two renames remain.
-            os.replace(index_tmp, directory / INDEX_FILENAME)
-            index_tmp = None
-            _fsync_directory(directory)
-            os.replace(manifest_tmp, directory / MANIFEST_FILENAME)
-            manifest_tmp = None
-            _fsync_directory(directory)
-        finally:
-            for leftover in (index_tmp, manifest_tmp):
-                if leftover is not None:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(leftover)
-        return manifest
+        return write_index_files(
+            self._index,
+            Path(directory),
+            index_version=index_version,
+            model_version=model_version,
+            kind=self._kind,
+            recall_at_10=self._recall_at_10,
+        )
 
     @classmethod
     def load(
@@ -402,34 +313,10 @@ class VectorIndex:
         expected_dim: int | None = None,
     ) -> VectorIndex:
         """Load and validate an index saved by ``save``; raise an ``IndexLoadError`` subclass if unsound."""
-        directory = Path(directory)
-        manifest = read_manifest(directory)
-        if expected_model_version is not None and manifest.model_version != expected_model_version:
-            raise IndexMismatchError(
-                f"index in {directory} was built for model version {manifest.model_version!r}, "
-                f"expected {expected_model_version!r}"
-            )
-        if expected_dim is not None and manifest.dim != expected_dim:
-            raise IndexMismatchError(f"index in {directory} has dimension {manifest.dim}, expected {expected_dim}")
-
-        path = directory / INDEX_FILENAME
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise IndexMissingError(f"index file {path} is missing (its manifest exists)") from None
-        except OSError as exc:
-            raise IndexCorruptError(f"cannot read index file {path}: {exc}") from exc
-        found_sha = hashlib.sha256(data).hexdigest()
-        if found_sha != manifest.sha256:
-            raise IndexCorruptError(
-                f"index file {path} is corrupt: sha256 {found_sha}, manifest expects {manifest.sha256}"
-            )
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-            vector_index = cls(index, recall_at_10=manifest.recall_at_10)
-        except (RuntimeError, ValueError) as exc:
-            raise IndexCorruptError(f"index file {path} cannot be read as a GeoSim index: {exc}") from exc
-
+        index, manifest, path = read_index_files(
+            Path(directory), expected_model_version=expected_model_version, expected_dim=expected_dim
+        )
+        vector_index = cls(index, recall_at_10=manifest.recall_at_10)
         for what, expected, found in (
             ("kind", manifest.kind, vector_index.kind),
             ("dimension", manifest.dim, vector_index.dim),
@@ -440,31 +327,6 @@ class VectorIndex:
                     f"index file {path} disagrees with its manifest: {what} is {found!r}, manifest says {expected!r}"
                 )
         return vector_index
-
-
-def read_manifest(directory: Path) -> IndexManifest:
-    """Read and check ``manifest.json`` in ``directory`` (format version included)."""
-    path = Path(directory) / MANIFEST_FILENAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise IndexMissingError(f"no index manifest at {path}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise IndexCorruptError(f"cannot read index manifest {path}: {exc}") from exc
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IndexCorruptError(f"index manifest {path} is not valid JSON: {exc}") from exc
-    # The format version is checked first: a manifest from another format may have other fields.
-    if isinstance(data, dict) and "format_version" in data and data["format_version"] != INDEX_FORMAT_VERSION:
-        raise IndexMismatchError(
-            f"index manifest {path} has format version {data['format_version']!r}, "
-            f"this code reads version {INDEX_FORMAT_VERSION}; rebuild the index"
-        )
-    try:
-        return IndexManifest.from_dict(data)
-    except ValueError as exc:
-        raise IndexCorruptError(f"index manifest {path} is invalid: {exc}") from exc
 
 
 def build_index(
@@ -644,53 +506,3 @@ def _ivf_search(
 
 def _padded(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.full((n, k), -np.inf, dtype=np.float32), np.full((n, k), -1, dtype=np.int64)
-
-
-def _write_index(index: faiss.Index, file) -> None:
-    """Write the serialized index into an open binary file, in slices."""
-    data = memoryview(faiss.serialize_index(index))
-    for begin in range(0, len(data), _WRITE_SLICE):
-        file.write(data[begin : begin + _WRITE_SLICE])
-
-
-def _write_bytes(file, data: bytes) -> None:
-    file.write(data)
-
-
-class _HashingFile:
-    """A binary file wrapper that hashes what is written through it."""
-
-    def __init__(self, file) -> None:
-        self._file = file
-        self.sha256 = hashlib.sha256()
-
-    def write(self, data: bytes) -> int:
-        self.sha256.update(data)
-        return self._file.write(data)
-
-
-def _write_temp(directory: Path, name: str, write: Callable[[_HashingFile], None]) -> tuple[Path, str]:
-    """Write a temp file beside ``name`` with ``write``, fsync it; return its path and sha256."""
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            hashing = _HashingFile(raw)
-            write(hashing)
-            raw.flush()
-            os.fsync(raw.fileno())
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return Path(tmp), hashing.sha256.hexdigest()
-
-
-def _fsync_directory(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return  # e.g. Windows, where directories cannot be opened
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -8,7 +8,7 @@ import faiss
 import numpy as np
 import pytest
 
-from search import index as index_module
+from search import index_files
 from search.index import (
     INDEX_FILENAME,
     INDEX_FORMAT_VERSION,
@@ -229,7 +229,7 @@ def test_failed_save_leaves_previous_index_loadable(exact, data, tmp_path, monke
         "_write_index": lambda index, file: disk_full(file),
         "_write_bytes": lambda file, data: disk_full(file),
     }
-    monkeypatch.setattr(index_module, failing, fakes[failing])
+    monkeypatch.setattr(index_files, failing, fakes[failing])
     changed = build_index(data[0][:100], data[1][:100])
     with pytest.raises(OSError, match="No space"):
         changed.save(tmp_path, index_version=2, model_version="m")
