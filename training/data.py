@@ -164,15 +164,17 @@ def apply_d4(batch: torch.Tensor, transform: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class Augmentation:
-    """Rock-texture augmentation: any flip/quarter-turn, mild brightness, contrast and colour jitter.
+    """Rock-texture augmentation: any flip/quarter-turn, optional mild brightness, contrast and colour jitter.
 
-    No crops or scaling: a 28×28 patch has no texture to spare, and grain size is a class cue.
+    No crops or scaling: a 28×28 patch has no texture to spare, and grain size is a class cue. The jitter
+    is off by default: colour separates these rock types (a colour histogram alone reaches P@1 ≈ 0.96),
+    and ±10 % jitter measured no better (see the model card).
     """
 
     d4: bool = True
-    brightness: float = 0.1
-    contrast: float = 0.1
-    channel_gain: float = 0.03
+    brightness: float = 0.0
+    contrast: float = 0.0
+    channel_gain: float = 0.0
 
     def __call__(self, floats: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Augment float ``N×3×H×W`` pixels in [0, 1] (square images), returning a new tensor."""

@@ -17,7 +17,9 @@ class LossConfig:
     """Loss hyperparameters (stored in the checkpoint's ``training`` section)."""
 
     margin: float = 0.2
-    miner: str = "semihard"
+    miner: str = "all"
+    """Which triplets of a batch to train on: "all" violating ones (batch-all, the shipped choice),
+    "semihard", "hard", or multi-similarity pairs."""
     aux_weight: float = 1.0
     """Weight of the normalised-softmax classification loss on the embeddings; 0 turns it off."""
     aux_temperature: float = 0.05

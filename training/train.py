@@ -1,12 +1,12 @@
 """Train the embedding model: ``python -m training.train --data DIR --out CHECKPOINT [--epochs N] [--seed S]``.
 
-Recipe: class-balanced batches (``MPerClassSampler``), flips/quarter-turns and mild colour jitter,
-triplet loss with semi-hard mining plus a normalised-softmax auxiliary loss, AdamW with a one-cycle
-schedule, an exponential moving average (EMA) of the weights. Each epoch the EMA weights are scored
-on the validation split; the best epoch's weights are saved. The test split is touched only once, at
-the end, for the reported metrics and the baselines. Writes next to the checkpoint a per-epoch log
-(``<name>_log.csv``), a training-curve PNG (``<name>_curve.png``) and a JSON summary
-(``<name>_summary.json``). Same data, seed and thread count → same weights.
+Recipe: class-balanced batches (``MPerClassSampler``), flips/quarter-turns (colour jitter optional),
+triplet loss on every margin-violating triplet of the batch plus a normalised-softmax auxiliary loss,
+AdamW with a one-cycle schedule, an exponential moving average (EMA) of the weights. Each epoch the
+EMA weights are scored on the validation split; the best epoch's weights are saved. The test split
+is touched only once, at the end, for the reported metrics and the baselines. Writes next to the
+checkpoint a per-epoch log (``<name>_log.csv``), a training-curve PNG (``<name>_curve.png``) and a
+JSON summary (``<name>_summary.json``). Same data, seed and thread count → same weights.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ log = logging.getLogger("training.train")
 class TrainConfig:
     """Everything that defines a training run (stored in the checkpoint)."""
 
-    epochs: int = 30
+    epochs: int = 50
     seed: int = 0
     batch_size: int = 192
     lr: float = 3e-3

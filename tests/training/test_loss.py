@@ -31,7 +31,7 @@ def _loss_curve(config: LossConfig, steps: int = 12) -> list[float]:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     return losses
 
 
