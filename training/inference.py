@@ -13,14 +13,22 @@ from PIL import Image
 from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .data import apply_d4
 from .model import EmbeddingNet, fuse_for_inference
-from .preprocessing import to_model_input, to_tensor
+from .preprocessing import to_model_input
 
 TTA_CHUNK = 32
 """Images per forward pass with test-time augmentation (8 views each)."""
 
 
+def d4_pixels(pixels: np.ndarray, transform: int) -> np.ndarray:
+    """:func:`training.data.apply_d4` on uint8 ``N×H×W×3`` arrays (same order of the 8 transforms)."""
+    out = np.rot90(pixels, transform % 4, axes=(1, 2))
+    return np.ascontiguousarray(out[:, :, ::-1] if transform >= 4 else out)
+
+
 def embed_tensor(model: EmbeddingNet, batch: torch.Tensor, tta: bool) -> torch.Tensor:
     """Embed a normalised ``N×3×S×S`` batch; with ``tta`` average over the 8 flips/quarter-turns.
+
+    The reference implementation; :meth:`Embedder.embed_arrays` computes the same on uint8 pixels, faster.
 
     The average of the 8 unit vectors is normalised again, so the result is exactly invariant to
     rotating or mirroring the input.
@@ -97,9 +105,17 @@ class Embedder:
         # The 8 TTA views multiply the batch; past ~256 views a forward pass gets slower per image
         # (the activations leave the CPU caches), so TTA batches are cut to 32 images.
         step = min(batch_size, TTA_CHUNK) if self.tta else batch_size
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, 3, 1, 1)
         out = np.empty((len(pixels), self.embedding_dim), dtype=np.float32)
         with torch.inference_mode():
             for start in range(0, len(pixels), step):
-                batch = to_tensor(pixels[start : start + step], self.mean, self.std)
-                out[start : start + len(batch)] = embed_tensor(self._model, batch, self.tta).numpy()
+                chunk = pixels[start : start + step]
+                views = np.concatenate([d4_pixels(chunk, t) for t in range(8)]) if self.tta else chunk
+                # N×H×W×3 memory seen as N×3×H×W is channels-last already: no copy before the convolutions.
+                batch = (torch.from_numpy(views).permute(0, 3, 1, 2).float().div_(255.0) - mean) / std
+                embeddings = self._model(batch)
+                if self.tta:
+                    embeddings = F.normalize(embeddings.view(8, len(chunk), -1).mean(dim=0), dim=1)
+                out[start : start + len(chunk)] = embeddings.numpy()
         return out

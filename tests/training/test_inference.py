@@ -9,7 +9,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from training.inference import Embedder
+from training.data import apply_d4
+from training.inference import Embedder, d4_pixels, embed_tensor
+from training.preprocessing import to_tensor
 
 from .conftest import texture
 
@@ -64,3 +66,22 @@ def test_concurrent_calls_give_the_same_results_and_leave_threads_alone(tiny_che
     for i, result in enumerate(results):
         assert np.array_equal(result, expected[i % 6])
     assert torch.get_num_threads() == threads_before
+
+
+def test_fast_uint8_path_matches_the_reference_tensor_path(tiny_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+    pixels = _pixels(40)
+    batch = to_tensor(pixels, embedder.mean, embedder.std)
+    with torch.no_grad():
+        for tta in (True, False):
+            embedder.tta = tta
+            expected = embed_tensor(embedder.checkpoint.model, batch, tta=tta).numpy()
+            assert np.allclose(embedder.embed_arrays(pixels, batch_size=7), expected, atol=1e-5)
+
+
+def test_d4_pixels_matches_the_tensor_transforms() -> None:
+    pixels = _pixels(2)
+    tensor = torch.from_numpy(pixels).permute(0, 3, 1, 2)
+    for transform in range(8):
+        expected = apply_d4(tensor, transform).permute(0, 2, 3, 1).numpy()
+        assert np.array_equal(d4_pixels(pixels, transform), expected)
