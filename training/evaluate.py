@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 from .data import image_key, load_image_folder
@@ -16,17 +17,17 @@ from .inference import Embedder
 from .metrics import retrieval_metrics, top1_confusion
 
 
+def heldout_filter(embedder: Embedder) -> Callable[[str], bool]:
+    """A ``keep`` for :func:`load_image_folder`: true for the images the checkpoint held out as its test set."""
+    keys = set((embedder.checkpoint.data if embedder.checkpoint else {}).get("test_keys", []))
+    if not keys:
+        raise ValueError("this checkpoint records no held-out test images")
+    return lambda path: image_key(path) in keys
+
+
 def evaluate_folder(embedder: Embedder, data_dir: Path, heldout_only: bool = False) -> dict:
     """Metrics, image count and top-1 confusion table for the images under ``data_dir``."""
-    keep = None
-    if heldout_only:
-        keys = set((embedder.checkpoint.data if embedder.checkpoint else {}).get("test_keys", []))
-        if not keys:
-            raise ValueError("this checkpoint records no held-out test images")
-
-        def keep(path: str) -> bool:
-            return image_key(path) in keys
-
+    keep = heldout_filter(embedder) if heldout_only else None
     images = load_image_folder(data_dir, size=embedder.input_size, keep=keep)
     if heldout_only and len(images) < 2:
         raise ValueError(f"fewer than two of the checkpoint's held-out images are under {data_dir}")

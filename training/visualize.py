@@ -3,7 +3,8 @@
 Writes, coloured by rock type (the parent folder's name): ``pca_2d.png``, ``pca_3d.png``,
 ``tsne_2d.png``, ``tsne_3d.png``, ``tsne_3d_rotating.gif`` and ``embedding_3d.html`` (interactive plotly,
 PCA and t-SNE switchable, with plotly's JavaScript bundled in the file: it works offline, no CDN).
-Large folders are subsampled per class (``--max-points``) because t-SNE is quadratic-ish.
+Large folders are subsampled per class (``--max-points``) because t-SNE is slow; ``--heldout-only``
+plots only the images the checkpoint's training run held out.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import ImageSet, load_image_folder
+from .evaluate import heldout_filter
 from .inference import Embedder
 from .projection import project
 
@@ -104,13 +106,17 @@ def _html(projections: dict[str, np.ndarray], labels: list[str], paths: list[str
     fig.write_html(path, include_plotlyjs=True, full_html=True)
 
 
-def visualize(checkpoint: Path, data_dir: Path, out_dir: Path, max_points: int = 3000, seed: int = 0) -> list[Path]:
-    """Write every plot to ``out_dir`` and return their paths."""
+def visualize(
+    checkpoint: Path, data_dir: Path, out_dir: Path, max_points: int = 3000, seed: int = 0, heldout_only: bool = False
+) -> list[Path]:
+    """Write every plot to ``out_dir`` and return their paths (``heldout_only``: the checkpoint's test images)."""
     import matplotlib
 
     matplotlib.use("Agg")
     embedder = Embedder.from_checkpoint(checkpoint)
-    images = stratified_sample(load_image_folder(data_dir, size=embedder.input_size), max_points, seed)
+    keep = heldout_filter(embedder) if heldout_only else None
+    images = load_image_folder(data_dir, size=embedder.input_size, keep=keep)
+    images = stratified_sample(images, max_points, seed)
     if len(images) < 3:
         raise ValueError(f"need at least 3 images to plot, found {len(images)} under {data_dir}")
     labels = [path.split("/")[-2] if "/" in path else "" for path in images.paths]
@@ -141,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="folder for the PNGs, GIF and HTML")
     parser.add_argument("--max-points", type=int, default=3000, help="subsample per class above this")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--heldout-only", action="store_true", help="only the checkpoint's held-out test images")
     args = parser.parse_args(argv)
-    for path in visualize(args.checkpoint, args.data, args.out, args.max_points, args.seed):
+    for path in visualize(args.checkpoint, args.data, args.out, args.max_points, args.seed, args.heldout_only):
         print(f"wrote {path}")
     return 0
 

@@ -106,3 +106,13 @@ def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_checkpoint: Path
     assert "andesite" in html and "t-SNE" in html
     assert not re.search(r"<script[^>]*\bsrc=", html), "no external scripts: plotly.js is bundled"
     assert len(html) > 1_000_000
+
+
+def test_visualize_heldout_only_plots_the_test_split(tiny_checkpoint: Path, tiny_folder: Path, tmp_path: Path) -> None:
+    written = visualize.visualize(tiny_checkpoint, tiny_folder, tmp_path / "held", heldout_only=True)
+    assert len(written) == 6 and all(path.stat().st_size > 0 for path in written)
+    held_out = set(load_checkpoint(tiny_checkpoint).data["test_keys"])
+    html = (tmp_path / "held" / "embedding_3d.html").read_text()
+    for path in sorted(tiny_folder.rglob("*.png")):
+        key = f"{path.parent.name}/{path.name}"
+        assert (f'{path.name}"' in html) == (key in held_out), key  # plotly writes "andesite\u002fC0004.png"
