@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from .checkpoint import CheckpointError
 from .data import load_image_folder
 from .inference import Embedder
 
@@ -37,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="folder of class-named subfolders of images")
     parser.add_argument("--out", type=Path, required=True, help="npz file to write")
     args = parser.parse_args(argv)
-    arrays = embed_folder(Embedder.from_checkpoint(args.checkpoint), args.data)
+    try:
+        arrays = embed_folder(Embedder.from_checkpoint(args.checkpoint), args.data)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with open(args.out, "wb") as stream:  # a file object, so numpy does not append ".npz"
         np.savez(stream, **arrays)

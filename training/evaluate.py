@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from .checkpoint import CheckpointError
 from .data import image_key, load_image_folder
 from .inference import Embedder
 from .metrics import retrieval_metrics, top1_confusion
@@ -50,7 +52,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--heldout-only", action="store_true", help="only the checkpoint's held-out test images")
     args = parser.parse_args(argv)
-    result = evaluate_folder(Embedder.from_checkpoint(args.checkpoint), args.data, args.heldout_only)
+    try:
+        result = evaluate_folder(Embedder.from_checkpoint(args.checkpoint), args.data, args.heldout_only)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(result))
         return 0

@@ -304,7 +304,11 @@ def main(argv: list[str] | None = None) -> int:
             d4=not args.no_d4, brightness=args.jitter, contrast=args.jitter, channel_gain=0.3 * args.jitter
         ),
     )
-    summary = train(args.data, args.out, config)
+    try:
+        summary = train(args.data, args.out, config)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     metrics = summary["metrics"]
     print(f"saved {args.out} (best epoch {metrics['best_epoch']}, {summary['training']['train_seconds']}s)")
     for split in ("val", "test"):

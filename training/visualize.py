@@ -10,10 +10,12 @@ plots only the images the checkpoint's training run held out.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from .checkpoint import CheckpointError
 from .data import ImageSet, load_image_folder
 from .evaluate import heldout_filter
 from .inference import Embedder
@@ -149,7 +151,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--heldout-only", action="store_true", help="only the checkpoint's held-out test images")
     args = parser.parse_args(argv)
-    for path in visualize(args.checkpoint, args.data, args.out, args.max_points, args.seed, args.heldout_only):
+    try:
+        written = visualize(args.checkpoint, args.data, args.out, args.max_points, args.seed, args.heldout_only)
+    except (CheckpointError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for path in written:
         print(f"wrote {path}")
     return 0
 

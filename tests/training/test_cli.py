@@ -116,3 +116,15 @@ def test_visualize_heldout_only_plots_the_test_split(tiny_checkpoint: Path, tiny
     for path in sorted(tiny_folder.rglob("*.png")):
         key = f"{path.parent.name}/{path.name}"
         assert (f'{path.name}"' in html) == (key in held_out), key  # plotly writes "andesite\u002fC0004.png"
+
+
+def test_clis_report_bad_input_as_a_message_and_exit_code(tiny_folder: Path, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    bogus = tmp_path / "bogus.pt"
+    bogus.write_bytes(b"not a model")
+    assert evaluate.main(["--checkpoint", str(bogus), "--data", str(tiny_folder)]) == 2
+    assert "bogus.pt is not a GeoSim checkpoint" in capsys.readouterr().err
+    assert embed.main(["--checkpoint", str(bogus), "--data", str(tiny_folder), "--out", str(tmp_path / "e.npz")]) == 2
+    assert not (tmp_path / "e.npz").exists()
+    assert train.main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
