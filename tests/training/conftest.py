@@ -43,6 +43,24 @@ def make_image_folder(root: Path, per_class: int = 16, classes: tuple[str, ...] 
     return root
 
 
+# The suite-wide autouse fixtures in tests/conftest.py set up Django settings, Celery and the search
+# engine. The training package uses none of them, so they are overridden here with no-ops: these tests
+# also run where Django is absent (`pytest tests/training -p no:django`).
+@pytest.fixture(autouse=True)
+def isolated_data_dir() -> None:
+    """No-op: training tests write only under their own tmp_path."""
+
+
+@pytest.fixture(autouse=True)
+def celery_in_process() -> None:
+    """No-op: training uses no Celery."""
+
+
+@pytest.fixture(autouse=True)
+def engine_state() -> None:
+    """No-op: training uses neither the search index nor Django settings."""
+
+
 @pytest.fixture(scope="session")
 def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """3 classes × 16 generated 28×28 PNGs."""
@@ -50,7 +68,7 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folder: Path) -> Path:
+def tiny_trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folder: Path) -> Path:
     """A checkpoint trained for 2 epochs on ``tiny_folder`` with a narrow network (a few seconds)."""
     from training.train import main
 

@@ -19,15 +19,15 @@ from training.checkpoint import load_checkpoint
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_train_writes_checkpoint_log_and_curve(tiny_checkpoint: Path) -> None:
-    loaded = load_checkpoint(tiny_checkpoint)
+def test_train_writes_checkpoint_log_and_curve(tiny_trained_checkpoint: Path) -> None:
+    loaded = load_checkpoint(tiny_trained_checkpoint)
     assert loaded.class_names == ["andesite", "gneiss", "schist"]
     assert loaded.training["epochs"] == 2 and loaded.training["seed"] == 1
     assert loaded.data["split"] == {"seed": 1, "method": "training.data.stratified_split",
                                     "train": 24, "val": 12, "test": 12}
     assert len(loaded.data["test_keys"]) == 12 and loaded.data["description"]
     assert set(loaded.metrics["test"]) == {"p_at_1", "p_at_5", "map_at_r", "r_precision"}
-    stem = tiny_checkpoint.with_suffix("")
+    stem = tiny_trained_checkpoint.with_suffix("")
     with open(f"{stem}_log.csv") as stream:
         rows = list(csv.DictReader(stream))
     assert [row["epoch"] for row in rows] == ["1", "2"]
@@ -47,9 +47,10 @@ def test_training_is_reproducible_for_a_seed(tiny_folder: Path, tmp_path: Path) 
     assert all(torch.equal(first[k], second[k]) for k in first)
 
 
-def test_embed_writes_the_contract_npz(tiny_checkpoint: Path, tiny_folder: Path, tmp_path: Path) -> None:
+def test_embed_writes_the_contract_npz(tiny_trained_checkpoint: Path, tiny_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "embeddings.npz"
-    assert embed.main(["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder), "--out", str(out)]) == 0
+    args = ["--checkpoint", str(tiny_trained_checkpoint), "--data", str(tiny_folder), "--out", str(out)]
+    assert embed.main(args) == 0
     arrays = np.load(out)
     assert set(arrays.files) == {"paths", "labels", "embeddings"}
     paths, labels, embeddings = arrays["paths"], arrays["labels"], arrays["embeddings"]
@@ -62,9 +63,9 @@ def test_embed_writes_the_contract_npz(tiny_checkpoint: Path, tiny_folder: Path,
     assert np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
 
-def test_evaluate_json_runs_as_a_command_without_django(tiny_checkpoint: Path, tiny_folder: Path) -> None:
+def test_evaluate_json_runs_as_a_command_without_django(tiny_trained_checkpoint: Path, tiny_folder: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "training.evaluate", "--checkpoint", str(tiny_checkpoint),
+        [sys.executable, "-m", "training.evaluate", "--checkpoint", str(tiny_trained_checkpoint),
          "--data", str(tiny_folder), "--json"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
     )
@@ -85,19 +86,19 @@ def test_training_package_does_not_import_django() -> None:
     assert result.stdout.strip() == "False"
 
 
-def test_evaluate_text_and_heldout_only(tiny_checkpoint: Path, tiny_folder: Path,
+def test_evaluate_text_and_heldout_only(tiny_trained_checkpoint: Path, tiny_folder: Path,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder)]
+    args = ["--checkpoint", str(tiny_trained_checkpoint), "--data", str(tiny_folder)]
     assert evaluate.main(args) == 0
     assert "p_at_1" in capsys.readouterr().out
     assert evaluate.main([*args, "--json", "--heldout-only"]) == 0
     assert json.loads(capsys.readouterr().out)["images"] == 12
 
 
-def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_checkpoint: Path, tiny_folder: Path,
+def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_trained_checkpoint: Path, tiny_folder: Path,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "plots"
-    assert visualize.main(["--checkpoint", str(tiny_checkpoint), "--data", str(tiny_folder),
+    assert visualize.main(["--checkpoint", str(tiny_trained_checkpoint), "--data", str(tiny_folder),
                            "--out", str(out), "--max-points", "30"]) == 0
     for name in ("pca_2d.png", "pca_3d.png", "tsne_2d.png", "tsne_3d.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -108,10 +109,12 @@ def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_checkpoint: Path
     assert len(html) > 1_000_000
 
 
-def test_visualize_heldout_only_plots_the_test_split(tiny_checkpoint: Path, tiny_folder: Path, tmp_path: Path) -> None:
-    written = visualize.visualize(tiny_checkpoint, tiny_folder, tmp_path / "held", heldout_only=True)
+def test_visualize_heldout_only_plots_the_test_split(
+    tiny_trained_checkpoint: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
+    written = visualize.visualize(tiny_trained_checkpoint, tiny_folder, tmp_path / "held", heldout_only=True)
     assert len(written) == 6 and all(path.stat().st_size > 0 for path in written)
-    held_out = set(load_checkpoint(tiny_checkpoint).data["test_keys"])
+    held_out = set(load_checkpoint(tiny_trained_checkpoint).data["test_keys"])
     html = (tmp_path / "held" / "embedding_3d.html").read_text()
     for path in sorted(tiny_folder.rglob("*.png")):
         key = f"{path.parent.name}/{path.name}"

@@ -21,8 +21,8 @@ def _pixels(n: int = 12) -> np.ndarray:
     return np.stack([texture(i % 3, rng) for i in range(n)])
 
 
-def test_embed_arrays_shape_dtype_and_norm(tiny_checkpoint: Path) -> None:
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+def test_embed_arrays_shape_dtype_and_norm(tiny_trained_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     out = embedder.embed_arrays(_pixels(), batch_size=5)
     assert out.shape == (12, 128) and out.dtype == np.float32
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
@@ -30,8 +30,8 @@ def test_embed_arrays_shape_dtype_and_norm(tiny_checkpoint: Path) -> None:
     assert embedder.class_names == ["andesite", "gneiss", "schist"]
 
 
-def test_embed_images_accepts_any_size_and_mode(tiny_checkpoint: Path) -> None:
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+def test_embed_images_accepts_any_size_and_mode(tiny_trained_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     images = [Image.new("L", (300, 200), 90), Image.new("RGBA", (10, 10), (1, 2, 3, 4)),
               Image.fromarray(_pixels(1)[0])]
     out = embedder.embed_images(images)
@@ -40,25 +40,25 @@ def test_embed_images_accepts_any_size_and_mode(tiny_checkpoint: Path) -> None:
     assert embedder.embed_images([]).shape == (0, 128)
 
 
-def test_large_arrays_are_resized_like_images(tiny_checkpoint: Path) -> None:
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+def test_large_arrays_are_resized_like_images(tiny_trained_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     big = np.repeat(np.repeat(_pixels(2), 4, axis=1), 4, axis=2)  # 112×112
     from_arrays = embedder.embed_arrays(big)
     from_images = embedder.embed_images([Image.fromarray(p) for p in big])
     assert np.allclose(from_arrays, from_images, atol=1e-6)
 
 
-def test_tta_makes_embeddings_rotation_invariant(tiny_checkpoint: Path) -> None:
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+def test_tta_makes_embeddings_rotation_invariant(tiny_trained_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     assert embedder.tta
     pixels = _pixels(4)
     turned = np.ascontiguousarray(np.rot90(pixels, 1, axes=(1, 2))[:, :, ::-1])
     assert np.allclose(embedder.embed_arrays(pixels), embedder.embed_arrays(turned), atol=1e-5)
 
 
-def test_concurrent_calls_give_the_same_results_and_leave_threads_alone(tiny_checkpoint: Path) -> None:
+def test_concurrent_calls_give_the_same_results_and_leave_threads_alone(tiny_trained_checkpoint: Path) -> None:
     threads_before = torch.get_num_threads()
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     batches = [_pixels(8 + i) for i in range(6)]
     expected = [embedder.embed_arrays(b) for b in batches]
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -68,8 +68,8 @@ def test_concurrent_calls_give_the_same_results_and_leave_threads_alone(tiny_che
     assert torch.get_num_threads() == threads_before
 
 
-def test_fast_uint8_path_matches_the_reference_tensor_path(tiny_checkpoint: Path) -> None:
-    embedder = Embedder.from_checkpoint(tiny_checkpoint)
+def test_fast_uint8_path_matches_the_reference_tensor_path(tiny_trained_checkpoint: Path) -> None:
+    embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
     pixels = _pixels(40)
     batch = to_tensor(pixels, embedder.mean, embedder.std)
     with torch.no_grad():
