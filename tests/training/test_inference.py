@@ -85,3 +85,12 @@ def test_d4_pixels_matches_the_tensor_transforms() -> None:
     for transform in range(8):
         expected = apply_d4(tensor, transform).permute(0, 2, 3, 1).numpy()
         assert np.array_equal(d4_pixels(pixels, transform), expected)
+
+
+def test_speed_tool_reports_latency_and_throughput(tiny_trained_checkpoint: Path) -> None:
+    from training.speed import measure_speed
+
+    threads_before = torch.get_num_threads()
+    result = measure_speed(Embedder.from_checkpoint(tiny_trained_checkpoint), batch_images=64, repeats=3)
+    assert result["single_image_ms"] > 0 and result["batch_images_per_s"] > 0
+    assert result["tta"] is True and result["torch_threads"] == threads_before
