@@ -7,7 +7,9 @@ requests in a threaded server load a model once. Preprocessing is the training p
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +41,26 @@ def get_embedder(model_version: ModelVersion) -> Embedder:
 
 
 def embed_images(model_version: ModelVersion, images: list[Image.Image]) -> np.ndarray:
-    """Embed RGB images (any size): float32 N×D, L2-normalised."""
-    return get_embedder(model_version).embed_images(images, batch_size=settings.GEOSIM_BATCH_SIZE)
+    """Embed RGB images (any size): float32 N×D, L2-normalised.
+
+    A single query runs on GEOSIM_TORCH_THREADS (1: lowest latency); a batch (embedding jobs) on
+    GEOSIM_BUILD_THREADS, where more cores pay off.
+    """
+    embedder = get_embedder(model_version)
+    if len(images) == 1:
+        return embedder.embed_images(images)
+    with _torch_threads(settings.GEOSIM_BUILD_THREADS):
+        return embedder.embed_images(images, batch_size=settings.GEOSIM_BATCH_SIZE)
+
+
+@contextlib.contextmanager
+def _torch_threads(count: int) -> Iterator[None]:
+    previous = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def clear_cache() -> None:
