@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.conf import settings
 
-from search import embedder, live_index
+from search import embedder, live_index, selectors
 from search.imaging import decode_image
 from search.index import set_search_threads
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
 
 VOTE_NEIGHBOURS = 10
-_ANSWER_FIELDS = ("id", "label", "file", "thumbnail", "width", "height")
 MAX_K = 100
 
 
@@ -97,8 +96,7 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
     else:
         hit_scores, hit_ids = scores[:, :k], ids[:, :k]
     wanted = {int(i) for i in np.concatenate([ids[0], hit_ids[0]]) if i >= 0}
-    # Only what answers show, and no ORDER BY: this query is a measurable part of every search.
-    images = Image.objects.only(*_ANSWER_FIELDS).order_by().in_bulk(wanted)
+    images = selectors.images_for_answer(wanted)
     vote = _vote(scores[0], ids[0], images)
     hits = [
         SearchHit(image=images[int(i)], score=float(s))
