@@ -8,8 +8,6 @@ as their own nearest neighbour — "searched correctly".
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from PIL import Image
 
 from search.models import Image as ImageRow
 from search.models import Job
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, png_declaring
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,16 +35,6 @@ def _save(image: Image.Image, fmt: str, **options) -> bytes:
 def _texture(width: int, height: int, seed: int) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8), "RGB")
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) + chunk(b"IEND", b"")
-    )
 
 
 def _corrupted_png() -> bytes:
@@ -81,7 +69,7 @@ BAD = {
     "PDF": ("report.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF"),
     "truncated JPEG": ("cut.jpg", image_bytes(seed=9, size=(96, 96))[:700]),
     "corrupted PNG": ("broken.png", _corrupted_png()),
-    "decompression bomb": ("bomb.png", _png_declaring(60_000, 60_000)),
+    "decompression bomb": ("bomb.png", png_declaring(60_000, 60_000)),
     "over the byte limit": ("huge.bmp", _save(_texture(700, 700, 6), "BMP")),
 }
 

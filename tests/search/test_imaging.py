@@ -1,14 +1,12 @@
 """decode_image accepts every common image kind and refuses everything else with a reason."""
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image
 
 from search.imaging import ImageRejected, decode_image, make_thumbnail
-from tests.conftest import image_bytes
+from tests.conftest import image_bytes, png_declaring
 
 MAX_PIXELS = 40_000_000
 
@@ -95,19 +93,9 @@ def test_rejects_corrupted_png():
         decode_image(bytes(data), max_pixels=MAX_PIXELS)
 
 
-def _png_header_only(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
-    )
-
-
 def test_rejects_decompression_bomb_before_decoding():
     with pytest.raises(ImageRejected, match="pixels"):
-        decode_image(_png_header_only(100_000, 100_000), max_pixels=MAX_PIXELS)
+        decode_image(png_declaring(100_000, 100_000), max_pixels=MAX_PIXELS)
 
 
 def test_pixel_limit_is_configurable():
