@@ -109,6 +109,9 @@ def index_add_images(image_ids: list[int]) -> IndexVersion:
         active = _active_for_update()
         if active is None:
             return _build_and_activate(index_model_version())
+        # Normally a no-op: the job embedded them already. But if a model switch went live after that,
+        # the images need vectors of the live index's model too, or they would silently stay unindexed.
+        embed_missing(active.model_version, image_ids=image_ids)
         ids, vectors = stored_vectors(active.model_version, image_ids=image_ids)
         index = _load(active)
         index.add(ids, vectors)

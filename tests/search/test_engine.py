@@ -221,3 +221,21 @@ def test_disk_full_while_saving_keeps_the_old_index(monkeypatch, settings):
     monkeypatch.undo()
     live_index.reset()
     assert engine.search_by_bytes(image_bytes(seed=2), k=1).hits[0].image.pk == images[2].pk
+
+
+def test_images_processed_across_a_model_switch_are_still_indexed(other_tiny_checkpoint, monkeypatch):
+    """A job embeds with the old model, the new model's index goes live, then the job adds its images."""
+    from search.services import processing
+    from search.services.model_versions import model_version_activate, model_version_register
+
+    _add(3)
+    old_model = ModelVersion.objects.get(is_active=True)
+    new_model = model_version_register(other_tiny_checkpoint)
+    model_version_activate(new_model)
+    assert IndexVersion.objects.get(is_active=True).model_version == new_model
+    # The job of this upload started before the switch: it embeds with the old model.
+    monkeypatch.setattr(processing, "index_model_version", lambda: old_model)
+    late, _ = image_ingest(data=image_bytes(seed=77), label="schist")
+    assert Embedding.objects.filter(image=late, model_version=new_model).exists()
+    assert IndexVersion.objects.get(is_active=True).vector_count == 4
+    assert engine.search_by_bytes(image_bytes(seed=77), k=1).hits[0].image.pk == late.pk
