@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
+from search import selectors
 from search.index import IndexLoadError, VectorIndex
 from search.models import Image, IndexVersion
 
@@ -42,52 +43,72 @@ class LoadedIndex:
         return ids
 
 
+def load_index_version(version: IndexVersion) -> VectorIndex:
+    """Load a saved index version, checking it belongs to its model (raises IndexLoadError)."""
+    return VectorIndex.load(
+        Path(version.path),
+        expected_model_version=str(version.model_version_id),
+        expected_dim=version.model_version.embedding_dim,
+    )
+
+
+@dataclass
+class _Failure:
+    version_pk: int
+    at: float
+    message: str
+
+
+@dataclass
+class _State:
+    loaded: LoadedIndex | None = None
+    checked_at: float = 0.0
+    failure: _Failure | None = None
+
+
 _lock = threading.Lock()
-_state: dict[str, object] = {"loaded": None, "checked_at": 0.0, "failed": None}
+_state = _State()
 _RETRY_FAILED_SECONDS = 5.0
 
 
 def current() -> LoadedIndex:
     """The live index (reloaded if a newer version is active); raises IndexUnavailable."""
-    loaded: LoadedIndex | None = _state["loaded"]  # type: ignore[assignment]
+    loaded = _state.loaded
     now = time.monotonic()
-    if loaded is not None and now - _state["checked_at"] < settings.GEOSIM_INDEX_CHECK_SECONDS:  # type: ignore[operator]
+    if loaded is not None and now - _state.checked_at < settings.GEOSIM_INDEX_CHECK_SECONDS:
         return loaded
-    active = IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+    active = selectors.active_index_version()
     if active is None:
         raise IndexUnavailable("No index has been built yet: import images, then run `manage.py rebuild_index`.")
     if loaded is not None and loaded.version.pk == active.pk:
-        _state["checked_at"] = now
+        _state.checked_at = now
         return loaded
-    failed = _state["failed"]
-    if failed and failed[0] == active.pk and now - failed[1] < _RETRY_FAILED_SECONDS:  # type: ignore[index]
-        raise IndexUnavailable(failed[2])  # type: ignore[index]
+    failure = _state.failure
+    if failure and failure.version_pk == active.pk and now - failure.at < _RETRY_FAILED_SECONDS:
+        raise IndexUnavailable(failure.message)
     with _lock:
-        loaded = _state["loaded"]  # type: ignore[assignment]
+        loaded = _state.loaded
         if loaded is None or loaded.version.pk != active.pk:
             try:
-                index = VectorIndex.load(
-                    Path(active.path),
-                    expected_model_version=str(active.model_version_id),
-                    expected_dim=active.model_version.embedding_dim,
-                )
+                index = load_index_version(active)
             except IndexLoadError as exc:
                 message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
-                first_failure = not failed or failed[0] != active.pk  # type: ignore[index]
-                _state["failed"] = (active.pk, now, message)
+                first_failure = failure is None or failure.version_pk != active.pk
+                _state.failure = _Failure(active.pk, now, message)
                 if first_failure:
                     _request_rebuild()
                 raise IndexUnavailable(message) from exc
             loaded = LoadedIndex(version=active, index=index)
-            _state.update(loaded=loaded, failed=None)
-        _state["checked_at"] = now
+            _state.loaded, _state.failure = loaded, None
+        _state.checked_at = now
     return loaded
 
 
 def reset() -> None:
     """Forget the loaded index (tests, or after the data dir changed)."""
+    global _state
     with _lock:
-        _state.update(loaded=None, checked_at=0.0, failed=None)
+        _state = _State()
 
 
 def _request_rebuild() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from search.models import Image, Job
+from search.models import Image, IndexVersion, Job
 
 
 def images_list(*, label: str | None = None) -> QuerySet[Image]:
@@ -19,6 +19,11 @@ def label_counts() -> list[dict]:
     return list(
         Image.objects.exclude(label=None).values("label").annotate(count=Count("id")).order_by("-count", "label")
     )
+
+
+def active_index_version() -> IndexVersion | None:
+    """The index version that answers searches now, with its model version."""
+    return IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
 
 
 def jobs_recent(*, limit: int = 100) -> QuerySet[Job]:

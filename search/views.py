@@ -179,7 +179,7 @@ def _method(request: HttpRequest) -> str:
 def explore(request: HttpRequest) -> HttpResponse:
     """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none."""
     method = _method(request)
-    live = IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+    live = selectors.active_index_version()
     context = {"method": method, "methods": projection.METHODS, "live": live, "job": None, "cached": None}
     if live is not None:
         cached = projection.projection_cached(method=method, index_version=live.version)

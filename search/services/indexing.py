@@ -21,9 +21,10 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from search import embedder
+from search import embedder, selectors
 from search.imaging import decode_image
 from search.index import VectorIndex, build_index, search_threads
+from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobProgress, job_create
 from search.services.model_versions import model_version_ensure_active
@@ -47,7 +48,7 @@ def index_lock() -> Iterator[None]:
 
 def index_model_version() -> ModelVersion:
     """The model whose vectors the live index holds; the active model when there is no index yet."""
-    active = IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+    active = selectors.active_index_version()
     return active.model_version if active else model_version_ensure_active()
 
 
@@ -106,14 +107,14 @@ def stored_vectors(model_version: ModelVersion, *, image_ids: list[int] | None =
 def index_add_images(image_ids: list[int]) -> IndexVersion:
     """Make images searchable now: add their stored vectors to the live index as a new version."""
     with index_lock():
-        active = _active_for_update()
+        active = selectors.active_index_version()
         if active is None:
             return _build_and_activate(index_model_version())
         # Normally a no-op: the job embedded them already. But if a model switch went live after that,
         # the images need vectors of the live index's model too, or they would silently stay unindexed.
         embed_missing(active.model_version, image_ids=image_ids)
         ids, vectors = stored_vectors(active.model_version, image_ids=image_ids)
-        index = _load(active)
+        index = load_index_version(active)
         index.add(ids, vectors)
         return _save_and_activate(index, active.model_version)
 
@@ -121,10 +122,10 @@ def index_add_images(image_ids: list[int]) -> IndexVersion:
 def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
     """Take deleted images out of the live index (a new version); None when there is no index."""
     with index_lock():
-        active = _active_for_update()
+        active = selectors.active_index_version()
         if active is None:
             return None
-        index = _load(active)
+        index = load_index_version(active)
         if not index.remove(np.asarray(image_ids, dtype=np.int64)):
             return active
         return _save_and_activate(index, active.model_version)
@@ -183,18 +184,6 @@ def index_rebuild(job: Job, progress: JobProgress) -> dict:
 
 
 # -- internals -----------------------------------------------------------------------------------------
-
-
-def _active_for_update() -> IndexVersion | None:
-    return IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
-
-
-def _load(version: IndexVersion) -> VectorIndex:
-    return VectorIndex.load(
-        Path(version.path),
-        expected_model_version=str(version.model_version_id),
-        expected_dim=version.model_version.embedding_dim,
-    )
 
 
 def _build_and_activate(model_version: ModelVersion) -> IndexVersion:
