@@ -111,7 +111,9 @@ def _send_run_job(job_id: int) -> None:
         # registered task here instead.
         current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
     else:
-        current_app.send_task(RUN_JOB_TASK, args=(job_id,))
+        # One try, no result subscription: with Redis down this fails within the broker timeouts
+        # (settings.py) instead of retrying for ~20 s; the sweep sends the job later.
+        current_app.send_task(RUN_JOB_TASK, args=(job_id,), retry=False, ignore_result=True)
 
 
 def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
