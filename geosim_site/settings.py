@@ -150,10 +150,12 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "geosim_site.staticfiles.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Until `collectstatic` has written its manifest, serve static files straight from their source folders
+# (geosim_site/staticfiles.py explains; a system check prints the command).
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 
 LOGIN_URL = "/admin/login/"
 
