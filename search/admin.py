@@ -17,6 +17,7 @@ from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import, images_import_path
+from search.stored_files import StorageFailed
 
 admin.site.site_header = "GeoSim administration"
 admin.site.site_title = "GeoSim admin"
@@ -69,7 +70,7 @@ class ImageAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 summary = _import_uploads(form.cleaned_data, user=request.user)
-            except (ArchiveRejected, ImageRejected) as exc:
+            except (ArchiveRejected, ImageRejected, StorageFailed) as exc:
                 form.add_error(None, str(exc))
             else:
                 level = messages.WARNING if summary.rejected else messages.SUCCESS

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from search.archives import ArchiveRejected, count_files
 from search.imaging import ImageRejected
 from search.services.ingestion import images_import_path
+from search.stored_files import StorageFailed
 
 
 class Command(BaseCommand):
@@ -41,7 +42,7 @@ class Command(BaseCommand):
 
         try:
             summary = images_import_path(path, label=label, source=str(path.name), on_file=on_file)
-        except (ArchiveRejected, ImageRejected) as exc:
+        except (ArchiveRejected, ImageRejected, StorageFailed) as exc:
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
