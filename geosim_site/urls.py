@@ -9,6 +9,8 @@ from django.views.generic import RedirectView
 
 from geosim_site.media import serve_media
 
+handler500 = "search.error_views.server_error"  # a database outage is a 503 page, not a 500
+
 urlpatterns = [
     # Browsers ask for /favicon.ico on pages without an icon link (the admin, the API's JSON). Lazy: the
     # static file's (hashed) name is known only once the storage is ready.
