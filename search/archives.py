@@ -5,6 +5,8 @@ into memory one at a time with bounded sizes. Before any member is read the whol
 and an archive with an unsafe member — an absolute path, a ``..`` component, a symbolic or hard link,
 a device — or with too many members or too many declared bytes is refused whole, so nothing of it is
 imported. A member that claims a small size but inflates beyond the limit (a zip bomb) is cut off.
+A member that cannot be read — encrypted, compressed with a method Python does not support, or
+damaged — is reported with its reason and skipped; the other members are imported.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from pathlib import Path, PurePosixPath
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2")
 _READ_CHUNK = 1 << 20
+_ZIP_ENCRYPTED_FLAG = 0x1
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
 _DOCUMENTATION = ("README", "LICENSE", "LICENCE")
 
 
@@ -156,7 +165,23 @@ def _iter_zip(path: Path, *, max_file_bytes: int, max_total_bytes: int, max_memb
         for info in infos:
             if info.is_dir() or not _is_candidate(info.filename):
                 continue
-            yield _read_member(info.filename, info.file_size, lambda info=info: archive.open(info), max_file_bytes)
+            yield _read_member(
+                info.filename,
+                info.file_size,
+                lambda info=info: archive.open(info),
+                max_file_bytes,
+                unreadable=_zip_member_problem(info),
+            )
+
+
+def _zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member cannot be read without trying (zipfile would raise RuntimeError/NotImplementedError)."""
+    if info.flag_bits & _ZIP_ENCRYPTED_FLAG:
+        return "encrypted (password-protected) members are not imported"
+    if info.compress_type not in _ZIP_METHODS:
+        supported = ", ".join(_ZIP_METHODS.values())
+        return f"compressed with zip method {info.compress_type}, which cannot be read (supported: {supported})"
+    return None
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
@@ -198,9 +223,14 @@ def _iter_tar(path: Path, *, max_file_bytes: int, max_total_bytes: int, max_memb
             yield _read_member(member.name, member.size, lambda m=member: archive.extractfile(m), max_file_bytes)
 
 
-def _read_member(name: str, declared_size: int, opener, max_file_bytes: int) -> SourceFile:
+def _read_member(
+    name: str, declared_size: int, opener, max_file_bytes: int, *, unreadable: str | None = None
+) -> SourceFile:
+    """The member's bytes, or why it is skipped (``unreadable``: a reason known from its header)."""
     relative = PurePosixPath(name.replace("\\", "/")).as_posix()
     label = label_from_path(relative)
+    if unreadable:
+        return SourceFile(relative, None, label, unreadable)
     if name.lower().endswith(ARCHIVE_SUFFIXES):
         return SourceFile(relative, None, label, "nested archives are not imported")
     if declared_size > max_file_bytes:
@@ -208,7 +238,8 @@ def _read_member(name: str, declared_size: int, opener, max_file_bytes: int) -> 
     try:
         with opener() as stream:
             data = _read_bounded(stream, max_file_bytes)
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError, NotImplementedError: what zipfile raises for a member it cannot decode.
         return SourceFile(relative, None, label, f"could not be read from the archive ({exc})")
     if data is None:
         return SourceFile(relative, None, label, "inflates beyond the size limit (zip bomb?)")
