@@ -47,6 +47,8 @@ GEOSIM_MAX_UPLOAD_BYTES = env_bytes("GEOSIM_MAX_UPLOAD_BYTES", 20 * 1000**2)
 GEOSIM_MAX_PIXELS = env_int("GEOSIM_MAX_PIXELS", 40_000_000, minimum=1)
 GEOSIM_MAX_ARCHIVE_BYTES = env_bytes("GEOSIM_MAX_ARCHIVE_BYTES", 4 * 1000**3)
 GEOSIM_MAX_ARCHIVE_MEMBERS = env_int("GEOSIM_MAX_ARCHIVE_MEMBERS", 1_000_000, minimum=1)
+# One upload through the admin (an archive, or many images): larger collections go through import_images.
+GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES = env_bytes("GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES", 1000**3)
 GEOSIM_SEARCH_RATE = env_rate("GEOSIM_SEARCH_RATE", "20/second")
 GEOSIM_UPLOAD_RATE = env_rate("GEOSIM_UPLOAD_RATE", "10/second")
 # Images a processing job handles at once (thumbnails, embeddings).
