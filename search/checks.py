@@ -8,9 +8,9 @@ from django.core import checks
 from geosim_site.staticfiles import COLLECTSTATIC_COMMAND, manifest_path
 
 
-@checks.register(checks.Tags.staticfiles)
+@checks.register(checks.Tags.staticfiles, deploy=True)
 def check_static_files_collected(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
-    """Warn (not fail) when production runs without collected static files."""
+    """`check --deploy`: warn when production runs without collected static files (the site works, slower)."""
     if settings.DEBUG or manifest_path().exists():
         return []
     return [

@@ -91,7 +91,7 @@ def _check_site(server: _Server) -> str:
 def test_pages_work_before_and_after_collectstatic(tmp_path):
     env = _production_env(tmp_path / "data")
     _manage(env, "migrate", "--no-input")
-    warning = _manage(env, "check").stderr
+    warning = _manage(env, "check", "--deploy").stderr
     assert "geosim.W001" in warning and "manage.py collectstatic --noinput" in warning  # names the command
 
     server = _Server(env, tmp_path / "before.log")
