@@ -16,6 +16,7 @@ import numpy as np
 from django.conf import settings
 
 from search import embedder, live_index, selectors
+from search.filters import NO_FILTER, ImageFilter
 from search.imaging import decode_image
 from search.index import set_search_threads
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
@@ -50,16 +51,20 @@ class SearchAnswer:
     query_image: Image | None = field(default=None)
 
 
-def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> SearchAnswer:
+def search_by_bytes(
+    data: bytes, *, k: int = 5, label: str | None = None, filters: ImageFilter = NO_FILTER
+) -> SearchAnswer:
     """Search with an uploaded image (raises ImageRejected for bad bytes, IndexUnavailable, UnknownLabel)."""
     started = time.perf_counter()
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
     loaded = live_index.current()
     vector = embedder.embed_images(loaded.version.model_version, [picture.image])
-    return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
+    return _answer(loaded, vector, k=k, label=label, filters=filters, exclude=None, started=started)
 
 
-def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> SearchAnswer:
+def search_by_image(
+    image_id: int, *, k: int = 5, label: str | None = None, filters: ImageFilter = NO_FILTER
+) -> SearchAnswer:
     """Search with an image of the collection; the image itself is excluded from the results."""
     started = time.perf_counter()
     image = Image.objects.filter(pk=image_id).first()
@@ -74,20 +79,26 @@ def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> S
         with image.file.open("rb") as handle:
             picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
         vector = embedder.embed_images(model_version, [picture.image])
-    answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
+    answer = _answer(loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
 
 
-def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: int | None, started: float):
+def _answer(
+    loaded, vector: np.ndarray, *, k: int, label: str | None, filters: ImageFilter, exclude: int | None, started
+):
     if not 1 <= k <= MAX_K:
         raise ValueError(f"k must be between 1 and {MAX_K}.")
     exclude_ids = None if exclude is None else np.array([exclude], dtype=np.int64)
-    allowed = None
     if label:
-        allowed = loaded.ids_with_label(label)
+        filters = ImageFilter(**{**filters.as_dict(), "label": label})
+    allowed = None
+    if filters.only_label:
+        allowed = loaded.ids_with_label(filters.label)
         if not len(allowed):
-            raise UnknownLabel(f"No image of the collection has the rock type {label!r}.")
+            raise UnknownLabel(f"No image of the collection has the rock type {filters.label!r}.")
+    elif filters:
+        allowed = filters.matching_ids()  # exact among them, however few: see VectorIndex.search
     _use_search_threads()
     neighbours = max(k, VOTE_NEIGHBOURS)
     scores, ids = loaded.index.search(vector, neighbours, exclude_ids=exclude_ids)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -17,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from search import engine, selectors
+from search.filters import NO_FILTER, FilterError, parse_filters
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
@@ -46,6 +48,12 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @csrf_protect
 def _home_checked(request: HttpRequest) -> HttpResponse:
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        request.image_filter = parse_filters(params)
+    except FilterError as exc:
+        request.image_filter = NO_FILTER
+        return _home_page(request, SearchForm(), error=f"Filter {exc}", status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
@@ -67,7 +75,7 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
         return _home_page(request, form, error=_too_big(upload.size), status=413)
     data = upload.read()
     try:
-        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter)
     except ImageRejected as exc:
         return _home_page(request, form, error=f"“{upload.name}” cannot be searched: {exc}", status=400)
     except engine.UnknownLabel as exc:
@@ -84,7 +92,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
     if not raw_id.isdigit():
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     try:
-        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter)
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
     except engine.UnknownLabel as exc:
@@ -98,7 +106,9 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
     grid_label = request.GET.get("grid_label") or None
-    page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    image_filter = getattr(request, "image_filter", NO_FILTER)
+    matching = selectors.images_list(label=grid_label, filters=image_filter)
+    page = Paginator(matching, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
     context = {
@@ -113,6 +123,12 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "page": page,
         "grid_label": grid_label,
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
+        "image_filter": image_filter,
+        "filter_params": image_filter.as_params(),
+        "filter_query": urlencode(image_filter.as_params()),
+        "filter_choices": selectors.filter_choices(),
+        "location": selectors.location_summary(matching) if image_filter else None,
+        "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
     }
     return render(request, "search/home.html", context, status=status)
 

@@ -11,12 +11,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from search import selectors
+from search.filters import parse_filters
 from search.models import Image
 from search.services.ingestion import image_ingest
+from search.services.metadata import image_metadata_update
 
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageSerializer, ImageUploadSerializer
+from ..serializers import ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
 
 
@@ -29,7 +31,14 @@ class ImagePagination(PageNumberPagination):
     get=extend_schema(
         operation_id="images_list",
         summary="The collection, newest first",
-        parameters=[OpenApiParameter("label", str, description="Only images of this rock type.")],
+        parameters=[
+            OpenApiParameter("label", str, description="Only images of this rock type."),
+            OpenApiParameter("collection", str, description="Only this collection."),
+            OpenApiParameter("tag", str, description="Only images with this tag."),
+            OpenApiParameter("depth_min", float, description="Depth at least (m)."),
+            OpenApiParameter("depth_max", float, description="Depth at most (m)."),
+            OpenApiParameter("bbox", str, description="Location within min_lon,min_lat,max_lon,max_lat (degrees)."),
+        ],
         tags=["images"],
     )
 )
@@ -45,8 +54,7 @@ class ImageListView(generics.ListAPIView):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
-        label = (self.request.query_params.get("label") or "").strip().lower() or None
-        return selectors.images_list(label=label)
+        return selectors.images_list(filters=parse_filters(self.request.query_params))
 
     @extend_schema(
         operation_id="images_create",
@@ -80,10 +88,28 @@ class ImageListView(generics.ListAPIView):
         summary="One image and its metadata",
         responses={200: ImageSerializer, **error_responses(404)},
         tags=["images"],
-    )
+    ),
+    patch=extend_schema(
+        operation_id="images_partial_update",
+        summary="Change an image's sample metadata or rock type (staff or token)",
+        request=ImageMetadataSerializer,
+        responses={200: ImageSerializer, **error_responses(400, 401, 403, 404)},
+        tags=["images"],
+    ),
 )
-class ImageDetailView(generics.RetrieveAPIView):
+class ImageDetailView(generics.RetrieveUpdateAPIView):
     authentication_classes = API_AUTHENTICATION
-    permission_classes = [AllowAny]
     serializer_class = ImageSerializer
     queryset = Image.objects.all()
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_permissions(self):
+        """Anyone may read an image; only staff may change it."""
+        return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
+
+    def patch(self, request: Request, pk: int) -> Response:
+        image = self.get_object()
+        changes = ImageMetadataSerializer(image, data=request.data, partial=True)
+        changes.is_valid(raise_exception=True)
+        image_metadata_update(image, changes.validated_data)
+        return Response(ImageSerializer(image, context={"request": request}).data)

@@ -11,7 +11,7 @@ from .conftest import CALLERS
 ENDPOINTS = {
     "/api/v1/search/": {"post"},
     "/api/v1/images/": {"get", "post"},
-    "/api/v1/images/{id}/": {"get"},
+    "/api/v1/images/{id}/": {"get", "patch"},
     "/api/v1/images/{id}/similar/": {"get"},
     "/api/v1/index/rebuild/": {"post"},
     "/api/v1/jobs/": {"get"},
