@@ -15,10 +15,9 @@ from search.archives import ArchiveRejected, SourceFile
 from search.forms import BulkUploadForm, ImageAdminForm, MetadataImportForm
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
-from search.services.indexing import reindex_request
+from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
 from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
-from search.services.model_versions import model_version_activate
 
 admin.site.site_header = "GeoSim administration"
 admin.site.site_title = "GeoSim admin"

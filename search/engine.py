@@ -8,6 +8,7 @@ by a score-weighted vote of the nearest neighbours.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -17,13 +18,15 @@ from django.conf import settings
 
 from search import embedder, live_index, selectors
 from search.filters import NO_FILTER, ImageFilter
-from search.imaging import decode_image
+from search.imaging import ImageRejected, decode_image
 from search.index import set_search_threads
+from search.limits import k_error
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
 
+logger = logging.getLogger(__name__)
+
 VOTE_NEIGHBOURS = 10
-MAX_K = 100
 
 
 class UnknownImage(LookupError):
@@ -32,6 +35,10 @@ class UnknownImage(LookupError):
 
 class UnknownLabel(ValueError):
     """No image of the collection carries that rock type."""
+
+
+class ImageUnreadable(RuntimeError):
+    """A collection image has no embedding yet and its stored file cannot be read or decoded."""
 
 
 @dataclass(frozen=True)
@@ -76,19 +83,29 @@ def search_by_image(
     if stored:
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
     else:  # not embedded yet (its job is still queued): embed it now
-        with image.file.open("rb") as handle:
-            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
-        vector = embedder.embed_images(model_version, [picture.image])
+        vector = embedder.embed_images(model_version, [_stored_picture(image)])
     answer = _answer(loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
 
 
+def _stored_picture(image: Image):
+    """The decoded file of a collection image, or ImageUnreadable (a server-side problem, logged)."""
+    try:
+        with image.file.open("rb") as handle:
+            return decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    except (OSError, ImageRejected) as exc:
+        logger.warning("Image #%s: stored file %s cannot be used: %s", image.pk, image.file.name, exc)
+        raise ImageUnreadable(
+            f"Image #{image.pk} cannot be searched with yet: it has no embedding and its stored file cannot be read."
+        ) from None
+
+
 def _answer(
     loaded, vector: np.ndarray, *, k: int, label: str | None, filters: ImageFilter, exclude: int | None, started
 ):
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}.")
+    if k_error(k):
+        raise ValueError(k_error(k))
     exclude_ids = None if exclude is None else np.array([exclude], dtype=np.int64)
     if label:
         filters = ImageFilter(**{**filters.as_dict(), "label": label})

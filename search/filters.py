@@ -21,9 +21,8 @@ from django.db import connection
 from django.db.models import Q, QuerySet
 
 from search import metadata_rules as rules
-from search.imaging import ImageRejected
+from search.labels import InvalidLabel, normalize_label
 from search.models import Image
-from search.services.ingestion import normalize_label
 
 FILTER_PARAMS = ("label", "collection", "tag", "depth_min", "depth_max", "bbox")
 
@@ -113,7 +112,7 @@ def parse_filters(params) -> ImageFilter:
     if values["label"]:
         try:
             label = normalize_label(values["label"])
-        except ImageRejected as exc:
+        except InvalidLabel as exc:
             raise FilterError("label", str(exc)) from None
     if values["collection"]:
         collection = values["collection"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -22,14 +23,15 @@ from search.filters import NO_FILTER, FilterError, parse_filters
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
+from search.labels import InvalidLabel, normalize_label
+from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
 from search.services import projection
 
 GRID_PAGE_SIZE = 48
 K_CHOICES = (5, 10, 20, 50, 100)
-# Multipart framing around the file; anything beyond the image limit plus this is refused unread.
-_FORM_OVERHEAD_BYTES = 64 * 1024
+_IMAGE_NUMBER = re.compile(r"[0-9]{1,18}")  # within a 64-bit primary key
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -39,15 +41,17 @@ _FORM_OVERHEAD_BYTES = 64 * 1024
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """The search page: upload an image or pick one of the collection; results, vote and the collection grid."""
-    if request.method == "POST":
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.GEOSIM_MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES:
-            return _home_page(request, SearchForm(), error=_too_big(declared), status=413)
+    if request.method == "POST" and body_over_allowance(request):  # refused unread
+        return _home_page(request, SearchForm(), error=_too_big(declared_body_bytes(request)), status=413)
     return _home_checked(request)
 
 
 @csrf_protect
 def _home_checked(request: HttpRequest) -> HttpResponse:
+    try:
+        normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel as exc:
+        return _home_page(request, SearchForm(), error=str(exc), status=400)
     params = request.POST if request.method == "POST" else request.GET
     try:
         request.image_filter = parse_filters(params)
@@ -89,12 +93,14 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
-    if not raw_id.isdigit():
+    if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     try:
         answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter)
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
+    except engine.ImageUnreadable as exc:
+        return _home_page(request, form, error=str(exc), status=422)
     except engine.UnknownLabel as exc:
         return _home_page(request, form, error=str(exc), status=400)
     except IndexUnavailable as exc:
@@ -105,7 +111,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
-    grid_label = request.GET.get("grid_label") or None
+    grid_label = _grid_label(request)
     image_filter = getattr(request, "image_filter", NO_FILTER)
     matching = selectors.images_list(label=grid_label, filters=image_filter)
     page = Paginator(matching, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
@@ -131,6 +137,14 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
     }
     return render(request, "search/home.html", context, status=status)
+
+
+def _grid_label(request: HttpRequest) -> str | None:
+    """The collection grid's rock-type filter, normalised (unusable text was answered 400 before)."""
+    try:
+        return normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel:
+        return None
 
 
 def _form_error(form: SearchForm) -> str:
@@ -167,6 +181,8 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
         except IndexUnavailable as exc:
             notice = f"Similar images will appear once the index is built. {exc}"
+        except engine.ImageUnreadable as exc:
+            notice = str(exc)
     k = form.cleaned_data.get("k", DEFAULT_K) if hasattr(form, "cleaned_data") else DEFAULT_K
     context = {"image": image, "answer": answer, "notice": notice, "k": k, "k_choices": sorted({*K_CHOICES, k})}
     return render(request, "search/image_detail.html", context, status=status)

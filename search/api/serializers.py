@@ -4,25 +4,39 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 from search import metadata_rules
-from search.engine import MAX_K
 from search.filters import FilterError, parse_filters
-from search.imaging import ImageRejected
+from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
+from search.limits import MAX_K
 from search.models import Image, Job
-from search.services.ingestion import normalize_label
 
 from .exceptions import PayloadTooLarge
 
 # -- requests ------------------------------------------------------------------------------------------
 
 
+_LABEL_PATTERN_MESSAGE = "Not a usable rock type: use letters, digits, spaces, '.', '_' or '-'."
+
+
+def _label_field(help_text: str) -> serializers.CharField:
+    """A rock-type input; the pattern (published in the schema) is checked first, then the one label rule."""
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        validators=[RegexValidator(INPUT_PATTERN, message=_LABEL_PATTERN_MESSAGE)],
+        help_text=f"{help_text} Matched case-insensitively, surrounding spaces ignored.",
+    )
+
+
 class _LabelMixin:
     def validate_label(self, value: str | None) -> str | None:
         try:
             return normalize_label(value)
-        except ImageRejected as exc:
+        except InvalidLabel as exc:
             raise serializers.ValidationError(str(exc)) from None
 
 
@@ -46,7 +60,7 @@ class FilterFieldsMixin(serializers.Serializer):
 
     def validate(self, attrs: dict) -> dict:
         attrs = super().validate(attrs)
-        raw = {name: attrs.get(name) for name in ("collection", "tag", "depth_min", "depth_max", "bbox")}
+        raw = {name: attrs.get(name) for name in ("label", "collection", "tag", "depth_min", "depth_max", "bbox")}
         try:
             attrs["filters"] = parse_filters(raw)
         except FilterError as exc:
@@ -58,9 +72,11 @@ class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Seriali
     k = serializers.IntegerField(
         min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
     )
-    label = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, help_text="Only images of this rock type."
-    )
+    label = _label_field("Only images of this rock type.")
+
+
+class ImageListQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
+    label = _label_field("Only images of this rock type.")
 
 
 class SearchRequestSerializer(SimilarQuerySerializer):
@@ -74,9 +90,7 @@ class SearchRequestSerializer(SimilarQuerySerializer):
 
 class ImageUploadSerializer(_LabelMixin, serializers.Serializer):
     image = serializers.FileField(help_text="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame).")
-    label = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, help_text="Rock type, e.g. gneiss (optional)."
-    )
+    label = _label_field("Rock type, e.g. gneiss (optional).")
 
     def validate_image(self, upload):
         return _checked_upload(upload)
@@ -141,7 +155,7 @@ class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
         help_text=f"Replaces the image's tags: up to {metadata_rules.TAGS_MAX}, each up to {metadata_rules.TAG_MAX} "
         "characters.",
     )
-    label = serializers.CharField(required=False, allow_blank=True, allow_null=True, help_text="Rock type.")
+    label = _label_field("Rock type.")
 
     class Meta:
         model = Image

@@ -22,9 +22,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from search import metadata_rules as rules
-from search.imaging import ImageRejected
+from search.labels import InvalidLabel, normalize_label
 from search.models import Image
-from search.services.ingestion import ImportSummary, images_import_path, normalize_label
+from search.services.ingestion import ImportSummary, images_import_path
 
 KEY_COLUMNS = ("sha256", "sample_id", "original_name")
 VALUE_COLUMNS = ("label", "sample_id", "collection", "latitude", "longitude", "depth_m", "tags", "description")
@@ -204,7 +204,7 @@ def _row_values(row: dict) -> dict:
                 values[name] = raw
         except ValidationError as exc:
             errors.extend(f"{name}: {message}" for message in exc.messages)
-        except ImageRejected as exc:
+        except InvalidLabel as exc:
             errors.append(f"{name}: {exc}")
     if errors:
         raise ValidationError(errors)

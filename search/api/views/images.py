@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -11,14 +11,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from search import selectors
-from search.filters import parse_filters
 from search.models import Image
 from search.services.ingestion import image_ingest
 from search.services.metadata import image_metadata_update
 
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
+from ..serializers import ImageListQuerySerializer, ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
 
 
@@ -31,14 +30,7 @@ class ImagePagination(PageNumberPagination):
     get=extend_schema(
         operation_id="images_list",
         summary="The collection, newest first",
-        parameters=[
-            OpenApiParameter("label", str, description="Only images of this rock type."),
-            OpenApiParameter("collection", str, description="Only this collection."),
-            OpenApiParameter("tag", str, description="Only images with this tag."),
-            OpenApiParameter("depth_min", float, description="Depth at least (m)."),
-            OpenApiParameter("depth_max", float, description="Depth at most (m)."),
-            OpenApiParameter("bbox", str, description="Location within min_lon,min_lat,max_lon,max_lat (degrees)."),
-        ],
+        parameters=[ImageListQuerySerializer],
         tags=["images"],
     )
 )
@@ -54,7 +46,9 @@ class ImageListView(generics.ListAPIView):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
-        return selectors.images_list(filters=parse_filters(self.request.query_params))
+        query = ImageListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.images_list(filters=query.validated_data["filters"])
 
     @extend_schema(
         operation_id="images_create",
