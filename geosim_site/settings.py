@@ -12,28 +12,29 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
+from .local_secret import SECRET_KEY_FILE, data_dir, read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY")
+# Everything GeoSim writes: uploaded images, thumbnails, index versions, model checkpoints, SQLite.
+GEOSIM_DATA_DIR = data_dir(BASE_DIR)
+
+# The environment's key, else the one `make demo` stored in GEOSIM_DATA_DIR/secret_key (see local_secret.py).
+SECRET_KEY = env_str("SECRET_KEY") or read_secret_key(GEOSIM_DATA_DIR)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Production mode (DEBUG off) refuses to start without it: "
-            "set SECRET_KEY to a long random string, or DEBUG=1 for local development."
+            "set SECRET_KEY to a long random string, or DEBUG=1 for local development "
+            f"(after `make demo`, {GEOSIM_DATA_DIR / SECRET_KEY_FILE} holds a key for this checkout)."
         )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 — DEBUG=1 only
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# Everything GeoSim writes: uploaded images, thumbnails, index versions, model checkpoints, SQLite.
-GEOSIM_DATA_DIR = Path(env_str("GEOSIM_DATA_DIR", "var")).expanduser()
-if not GEOSIM_DATA_DIR.is_absolute():
-    GEOSIM_DATA_DIR = (BASE_DIR / GEOSIM_DATA_DIR).resolve()
-GEOSIM_DATA_DIR.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = GEOSIM_DATA_DIR / "media"
 MEDIA_URL = "/media/"
 # Serve uploaded media from Django itself (the default: GeoSim is self-contained behind any proxy).
@@ -225,5 +226,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        # faiss logs at INFO which CPU build it tried ("Could not load library … ModuleNotFoundError") on
+        # every import; harmless, but it reads like an error at the top of every command's output.
+        "faiss.loader": {"level": "WARNING"},
+    },
 }

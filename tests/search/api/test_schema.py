@@ -9,6 +9,7 @@ from drf_spectacular.validation import validate_schema
 from .conftest import CALLERS
 
 ENDPOINTS = {
+    "/api/v1/": {"get"},
     "/api/v1/search/": {"post"},
     "/api/v1/images/": {"get", "post"},
     "/api/v1/images/{id}/": {"get", "patch"},
