@@ -32,6 +32,10 @@ class UnknownImage(LookupError):
     """The image id does not exist."""
 
 
+class QueryOutdated(ValueError):
+    """A saved query's embedding belongs to a model that no longer serves the index."""
+
+
 class UnknownLabel(ValueError):
     """No image of the collection carries that rock type."""
 
@@ -55,6 +59,9 @@ class SearchAnswer:
     index_version: int
     took_ms: float = 0.0
     query_image: Image | None = field(default=None)
+    query_vector: np.ndarray | None = field(default=None, repr=False)  # to search again (K, rock type)
+    model_version_id: int | None = None
+    vote_size: int = 0  # how many nearest images (any rock type, whatever the filter) the vote counts
 
 
 def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> SearchAnswer:
@@ -64,6 +71,15 @@ def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> Sea
     loaded = live_index.current()
     vector = embedder.embed_images(loaded.version.model_version, [picture.image])
     return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
+
+
+def search_by_vector(vector: np.ndarray, *, model_version_id: int, k: int = 5, label: str | None = None):
+    """Search again with a query's embedding (see search.query_tokens); QueryOutdated if the model changed."""
+    started = time.perf_counter()
+    loaded = live_index.current()
+    if loaded.version.model_version_id != model_version_id:
+        raise QueryOutdated("The search index now uses another model: choose the file again to search with it.")
+    return _answer(loaded, vector.reshape(1, -1), k=k, label=label, exclude=None, started=started)
 
 
 def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> SearchAnswer:
@@ -127,6 +143,9 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         model_version=loaded.version.model_version.name,
         index_version=loaded.version.version,
         took_ms=(time.perf_counter() - started) * 1000,
+        query_vector=vector[0],
+        model_version_id=loaded.version.model_version_id,
+        vote_size=int((ids[0] >= 0).sum()),
     )
 
 

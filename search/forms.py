@@ -63,6 +63,10 @@ class SearchForm(forms.Form):
         },
     )
     label = forms.CharField(required=False, strip=False)
+    # The results page's query, so K and the rock type can change without choosing the file again:
+    # a signed token for an upload (search.query_tokens), or the id of a collection image.
+    query = forms.CharField(required=False, widget=forms.HiddenInput)
+    query_image = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K

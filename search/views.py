@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -17,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from search import engine, selectors
+from search import engine, query_tokens, selectors
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
@@ -65,6 +66,10 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
+        return redirect(_collection_search_url(form.cleaned_data["query_image"], form.cleaned_data))
+    if upload is None and form.cleaned_data["query"]:
+        return _search_saved_query(request, form, form.cleaned_data["query"])
     if upload is None:
         return _home_page(request, form, error="Choose an image file to search with.", status=400)
     if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
@@ -79,7 +84,41 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     except IndexUnavailable as exc:
         return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
     query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+    query["token"] = _query_token(answer, query)
     return _home_page(request, form, answer=answer, query=query)
+
+
+def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """The results page's uploaded query again, with the K and rock type now chosen."""
+    try:
+        saved = query_tokens.saved_query(token)
+        answer = engine.search_by_vector(
+            saved.vector,
+            model_version_id=saved.model_version_id,
+            k=form.cleaned_data["k"],
+            label=form.cleaned_data["label"] or None,
+        )
+    except (query_tokens.QueryTokenInvalid, engine.QueryOutdated) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    query = {"name": saved.name, "src": saved.preview, "image": None, "token": token}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
+    return query_tokens.query_token(
+        vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
+    )
+
+
+def _collection_search_url(image_id: int, cleaned: dict) -> str:
+    params = {"image": image_id, "k": cleaned["k"]}
+    if cleaned["label"]:
+        params["label"] = cleaned["label"]
+    return f"{reverse('home')}?{urlencode(params)}#results"
 
 
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
