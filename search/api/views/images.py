@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
@@ -15,15 +14,11 @@ from search.models import Image
 from search.services.ingestion import image_ingest
 from search.services.metadata import image_metadata_update
 
+from ..pagination import CheckedPageNumberPagination
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
 from ..serializers import ImageListQuerySerializer, ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
-
-
-class ImagePagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 @extend_schema_view(
@@ -31,6 +26,7 @@ class ImagePagination(PageNumberPagination):
         operation_id="images_list",
         summary="The collection, newest first",
         parameters=[ImageListQuerySerializer],
+        responses={200: ImageSerializer(many=True), **error_responses(400, 404)},
         tags=["images"],
     )
 )
@@ -39,7 +35,7 @@ class ImageListView(generics.ListAPIView):
     throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageSerializer
-    pagination_class = ImagePagination
+    pagination_class = CheckedPageNumberPagination
 
     def get_permissions(self):
         """Anyone may read the collection; only staff may add to it."""
