@@ -200,8 +200,9 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
-    export = (request.POST if request.method == "POST" else request.GET).get("export")
-    if answer is not None and export in export_formats.FORMATS:
+    # Only with an answer: an oversized POST is answered here too, and its body must stay unread.
+    export = (request.POST if request.method == "POST" else request.GET).get("export") if answer else None
+    if export in export_formats.FORMATS:
         return export_formats.export_response(
             export_formats.rows_from_answer(answer),
             fmt=export,

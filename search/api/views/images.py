@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.exceptions import ValidationError
@@ -31,8 +32,12 @@ from ..throttles import UploadThrottle
         parameters=[ImageListQuerySerializer],
         responses={
             (200, "application/json"): ImageSerializer(many=True),
-            (200, "text/csv"): OpenApiResponse(description="format=csv: every matching image (not one page)."),
-            (200, "application/zip"): OpenApiResponse(description="format=zip: their files and images.csv."),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: every matching image (not one page)."
+            ),
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="format=zip: their files and images.csv."
+            ),
             **error_responses(400, 404),
         },
         tags=["images"],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -33,8 +34,10 @@ def _answer_response(request: Request, answer: engine.SearchAnswer, *, fmt: str 
 
 
 _EXPORT_RESPONSES = {
-    (200, "text/csv"): OpenApiResponse(description="format=csv: the results as CSV."),
-    (200, "application/zip"): OpenApiResponse(description="format=zip: the result images and images.csv."),
+    (200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="format=csv: the results as CSV."),
+    (200, "application/zip"): OpenApiResponse(
+        OpenApiTypes.BINARY, description="format=zip: the result images and images.csv."
+    ),
 }
 
 
