@@ -195,6 +195,21 @@ CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_RESULT_EXPIRES = 3600
 
+# Caches: "throttle" holds the API's rate-limit counters. With Redis they are shared by every web
+# process (otherwise each process would allow the full rate); short socket timeouts, because the
+# throttle lets requests through when Redis is unreachable rather than making them wait.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "geosim-default"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "geosim-throttle",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "geosim-throttle"},
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -202,7 +217,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "search.api.pagination.CheckedPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"search": GEOSIM_SEARCH_RATE, "upload": GEOSIM_UPLOAD_RATE},
     "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",

@@ -13,6 +13,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
+from search.access import may_curate
 from search.admin_uploads import (
     ARCHIVE_FIELD,
     archive_suffix,
@@ -21,12 +22,13 @@ from search.admin_uploads import (
     too_large_reason,
 )
 from search.archives import ArchiveRejected
-from search.forms import BulkUploadForm
+from search.forms import BulkUploadForm, ImageAdminForm, MetadataImportForm
 from search.imaging import ImageRejected
 from search.limits import MULTIPART_SLACK_BYTES, declared_body_bytes
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.indexing import model_version_activate, reindex_request
-from search.services.ingestion import images_import, images_import_path
+from search.services.ingestion import images_import
+from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
 from search.stored_files import StorageFailed
 
 admin.site.site_header = "GeoSim administration"
@@ -35,10 +37,11 @@ admin.site.site_title = "GeoSim admin"
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ("preview", "id", "label", "width", "height", "format", "byte_size", "source", "created_at")
+    form = ImageAdminForm
+    list_display = ("preview", "id", "label", "sample_id", "collection", "depth_m", "format", "source", "created_at")
     list_display_links = ("preview", "id")
-    list_filter = ("label", "format", "source")
-    search_fields = ("sha256", "original_name", "source", "label")
+    list_filter = ("label", "collection", "format", "source")
+    search_fields = ("sha256", "original_name", "source", "label", "sample_id", "collection", "description")
     readonly_fields = (
         "large_preview",
         "file",
@@ -51,7 +54,19 @@ class ImageAdmin(admin.ModelAdmin):
         "uploaded_by",
         "created_at",
     )
-    fields = ("large_preview", "label", "original_name", "source", *readonly_fields[1:])
+    fields = (
+        "large_preview",
+        "label",
+        "sample_id",
+        "collection",
+        ("latitude", "longitude"),
+        "depth_m",
+        "tags",
+        "description",
+        "original_name",
+        "source",
+        *readonly_fields[1:],
+    )
     list_per_page = 100
     change_list_template = "admin/search/image/change_list.html"
 
@@ -73,11 +88,42 @@ class ImageAdmin(admin.ModelAdmin):
         # (checking it reads the form, and so the whole body).
         bounded = self.admin_site.admin_view(csrf_exempt(self.bounded_upload_view))
         upload = path("upload/", bounded, name="search_image_upload")
-        return [upload, *super().get_urls()]
+        metadata = path(
+            "metadata/", self.admin_site.admin_view(self.metadata_view), name="search_image_import_metadata"
+        )
+        return [upload, metadata, *super().get_urls()]
+
+    def metadata_view(self, request):
+        """Import a metadata CSV (same service and checks as ``manage.py import_metadata``)."""
+        if not self.has_change_permission(request):
+            return redirect("admin:index")
+        form = MetadataImportForm(request.POST, request.FILES) if request.method == "POST" else MetadataImportForm()
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = metadata_import_csv(
+                    form.cleaned_data["file"].read(),
+                    dry_run=form.cleaned_data["dry_run"],
+                    skip_bad_rows=form.cleaned_data["skip_bad_rows"],
+                )
+            except MetadataFileRejected as exc:
+                form.add_error("file", str(exc))
+            else:
+                if report.applied and not report.problems:
+                    messages.success(request, f"Metadata: {report.line()}.")
+                    return redirect(reverse("admin:search_image_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+            "title": "Import sample metadata (CSV)",
+        }
+        return render(request, "admin/search/image/import_metadata.html", context)
 
     def bounded_upload_view(self, request):
         """Refuse an oversized body unread, and bound each file, before anything reads the body."""
-        if not self.has_change_permission(request):
+        if not may_curate(request.user):
             return redirect("admin:index")
         if request.method == "POST":
             limit = settings.GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES
@@ -114,7 +160,8 @@ class ImageAdmin(admin.ModelAdmin):
                 messages.add_message(
                     request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
                 )
-                return redirect(reverse("admin:search_image_changelist"))
+                # A staff user without the admin's view permission follows the processing on /jobs/.
+                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
         return self._upload_page(request, form)
 
     def _upload_page(self, request, form, *, error: str | None = None, status: int = 200):
@@ -135,16 +182,19 @@ def _import_uploads(data: dict, oversized_images: list[str], *, user):
     if data.get("archive"):
         upload = data["archive"]
         if hasattr(upload, "temporary_file_path"):  # already on disk (bounded by the upload handler)
-            return images_import_path(
-                Path(upload.temporary_file_path()), label=label, source=upload.name, uploaded_by=user
-            )
+            return _import_archive(Path(upload.temporary_file_path()), label=label, source=upload.name, user=user)
         with tempfile.NamedTemporaryFile(suffix=archive_suffix(upload.name)) as handle:
             for chunk in upload.chunks():
                 handle.write(chunk)
             handle.flush()
-            return images_import_path(Path(handle.name), label=label, source=upload.name, uploaded_by=user)
+            return _import_archive(Path(handle.name), label=label, source=upload.name, user=user)
     files = source_files(data["files"], oversized_images)
     return images_import(files, label=label, source="admin upload", uploaded_by=user)
+
+
+def _import_archive(path: Path, *, label: str | None, source: str, user):
+    summary, _metadata = images_import_path_with_metadata(path, label=label, source=source, uploaded_by=user)
+    return summary
 
 
 class RebuildIndexMixin:
@@ -158,7 +208,7 @@ class RebuildIndexMixin:
     def rebuild_view(self, request):
         if request.method != "POST":
             return redirect(reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"))
-        if not request.user.has_perm("search.change_indexversion"):
+        if not may_curate(request.user):
             raise PermissionDenied
         job = reindex_request(created_by=request.user)
         _job_started(request, job, "Index rebuild")

@@ -19,6 +19,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
 from search import engine, query_tokens, selectors
+from search.filters import NO_FILTER, FilterError, parse_filters
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
@@ -26,7 +27,9 @@ from search.labels import InvalidLabel, normalize_label
 from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
+from search.services import export as export_formats
 from search.services import projection
+from search.services.feedback import FeedbackError, parse_ids, search_with_feedback
 
 GRID_PAGE_SIZE = 48
 K_CHOICES = (5, 10, 20, 50, 100)
@@ -51,6 +54,12 @@ def _home_checked(request: HttpRequest) -> HttpResponse:
         normalize_label(request.GET.get("grid_label"))
     except InvalidLabel as exc:
         return _home_page(request, SearchForm(), error=str(exc), status=400)
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        request.image_filter = parse_filters(params)
+    except FilterError as exc:
+        request.image_filter = NO_FILTER
+        return _home_page(request, SearchForm(), error=f"Filter {exc}", status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
@@ -66,8 +75,19 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    try:
+        positive = parse_ids(request.POST.getlist("positive"), "positive")
+        negative = parse_ids(request.POST.getlist("negative"), "negative")
+    except FeedbackError as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    if positive or negative:
+        return _search_refined(request, form, positive=positive, negative=negative)
     if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
-        return redirect(_collection_search_url(form.cleaned_data["query_image"], form.cleaned_data))
+        return redirect(
+            _collection_search_url(
+                form.cleaned_data["query_image"], form.cleaned_data, request.image_filter, request.POST.get("export")
+            )
+        )
     if upload is None and form.cleaned_data["query"]:
         return _search_saved_query(request, form, form.cleaned_data["query"])
     if upload is None:
@@ -76,7 +96,7 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
         return _home_page(request, form, error=_too_big(upload.size), status=413)
     data = upload.read()
     try:
-        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter)
     except ImageRejected as exc:
         return _home_page(request, form, error=f"“{upload.name}” cannot be searched: {exc}", status=400)
     except engine.UnknownLabel as exc:
@@ -96,7 +116,7 @@ def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> H
             saved.vector,
             model_version_id=saved.model_version_id,
             k=form.cleaned_data["k"],
-            label=form.cleaned_data["label"] or None,
+            filters=request.image_filter,
         )
     except (query_tokens.QueryTokenInvalid, engine.QueryOutdated) as exc:
         return _home_page(request, form, error=str(exc), status=400)
@@ -108,14 +128,52 @@ def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> H
     return _home_page(request, form, answer=answer, query=query)
 
 
+def _search_refined(request: HttpRequest, form: SearchForm, *, positive: list[int], negative: list[int]):
+    """The results again, moved towards the images marked "more like this" and away from "less like this"."""
+    upload, token, image_id = form.cleaned_data["image"], form.cleaned_data["query"], form.cleaned_data["query_image"]
+    data = upload.read() if upload is not None else None
+    saved = None
+    try:
+        saved = query_tokens.saved_query(token) if upload is None and token else None
+        answer = search_with_feedback(
+            data=data,
+            base=saved.vector if saved else None,
+            image_id=image_id if upload is None and saved is None else None,
+            positive=positive,
+            negative=negative,
+            k=form.cleaned_data["k"],
+            filters=request.image_filter,
+        )
+    except (ImageRejected, FeedbackError, query_tokens.QueryTokenInvalid, engine.UnknownLabel) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    # Later rounds start from this round's refined query (a token for uploads, the image for collection images).
+    if saved is not None:
+        query = {"name": saved.name, "src": saved.preview, "image": None}
+        query["token"] = _query_token(answer, query)
+    elif upload is not None:
+        query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+        query["token"] = _query_token(answer, query)
+    elif image_id is not None:
+        image = Image.objects.get(pk=image_id)
+        query = {"name": f"#{image.pk} · {image.label or 'unlabelled'}", "src": image.display_url, "image": image}
+    else:
+        query = {"name": "the marked images", "src": "", "image": None}
+    request.marked = {"positive": positive, "negative": negative}
+    return _home_page(request, form, answer=answer, query=query)
+
+
 def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
     return query_tokens.query_token(
         vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
     )
 
 
-def _collection_search_url(image_id: int, cleaned: dict) -> str:
-    params = {"image": image_id, "k": cleaned["k"]}
+def _collection_search_url(image_id: int, cleaned: dict, image_filter, export: str | None = None) -> str:
+    params = {"image": image_id, "k": cleaned["k"], **image_filter.as_params()}
+    if export in export_formats.FORMATS:
+        params["export"] = export
     if cleaned["label"]:
         params["label"] = cleaned["label"]
     return f"{reverse('home')}?{urlencode(params)}#results"
@@ -127,7 +185,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
     if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     try:
-        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter)
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
     except engine.ImageUnreadable as exc:
@@ -142,8 +200,19 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
+    # Only with an answer: an oversized POST is answered here too, and its body must stay unread.
+    export = (request.POST if request.method == "POST" else request.GET).get("export") if answer else None
+    if export in export_formats.FORMATS:
+        return export_formats.export_response(
+            export_formats.rows_from_answer(answer),
+            fmt=export,
+            name="search-results",
+            absolute_url=request.build_absolute_uri,
+        )
     grid_label = _grid_label(request)
-    page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    image_filter = getattr(request, "image_filter", NO_FILTER)
+    matching = selectors.images_list(label=grid_label, filters=image_filter)
+    page = Paginator(matching, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
     context = {
@@ -158,6 +227,14 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "page": page,
         "grid_label": grid_label,
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
+        "image_filter": image_filter,
+        "filter_params": image_filter.as_params(),
+        "filter_query": urlencode(image_filter.as_params()),
+        "filter_choices": selectors.filter_choices(),
+        "location": selectors.location_summary(matching) if image_filter else None,
+        "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
+        "marked": getattr(request, "marked", {"positive": [], "negative": []}),
+        "list_export_query": urlencode({**image_filter.as_params(), **({"label": grid_label} if grid_label else {})}),
     }
     return render(request, "search/home.html", context, status=status)
 
