@@ -10,12 +10,14 @@ check (:mod:`search.checks`) tells the operator the command that turns on the ha
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from django.conf import settings
 from whitenoise.storage import CompressedManifestStaticFilesStorage
 
 COLLECTSTATIC_COMMAND = "python manage.py collectstatic --noinput"
+logger = logging.getLogger(__name__)
 
 
 def manifest_path() -> Path:
@@ -32,5 +34,11 @@ class StaticFilesStorage(CompressedManifestStaticFilesStorage):
         self._collected = self.exists(self.manifest_name)
 
     def stored_name(self, name: str) -> str:
-        return super().stored_name(name) if self._collected else name
+        if not self._collected:
+            return name
+        try:
+            return super().stored_name(name)
+        except ValueError:  # a file added since the last collectstatic (an upgrade without it)
+            logger.warning("%s is not in the static files manifest: run `%s`.", name, COLLECTSTATIC_COMMAND)
+            return name
 

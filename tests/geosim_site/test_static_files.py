@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -108,3 +109,21 @@ def test_pages_work_before_and_after_collectstatic(tmp_path):
         assert "immutable" in server.get(hashed)[1].get("Cache-Control", "")
     finally:
         server.stop()
+
+
+def test_a_file_missing_from_an_older_manifest_links_its_plain_name(tmp_path):
+    """An upgrade that forgot collectstatic: the new file is not in the manifest, the page still renders."""
+    from geosim_site.staticfiles import StaticFilesStorage
+
+    (tmp_path / "staticfiles.json").write_text(
+        json.dumps({"version": "1.1", "paths": {"geosim/old.css": "geosim/old.0123456789ab.css"}, "hash": "x"})
+    )
+    storage = StaticFilesStorage(location=tmp_path, base_url="/static/")
+    assert storage.url("geosim/old.css") == "/static/geosim/old.0123456789ab.css"
+    assert storage.url("geosim/new.css") == "/static/geosim/new.css"
+
+
+def test_without_a_manifest_plain_names_are_linked(tmp_path):
+    from geosim_site.staticfiles import StaticFilesStorage
+
+    assert StaticFilesStorage(location=tmp_path, base_url="/static/").url("geosim/a.css") == "/static/geosim/a.css"
