@@ -43,21 +43,6 @@ class _Registration:
 _handlers: dict[str, _Registration] = {}
 
 
-class JobNeedsRebuild(Exception):
-    """Raised by a handler that cannot finish until the index is rebuilt (its files are damaged).
-
-    The job is marked failed with the message, then ``request_rebuild`` is called; once the rebuilt
-    index is live, :func:`jobs_retry_after_rebuild` runs the job again.
-    """
-
-    def __init__(self, message: str, *, request_rebuild: Callable[[], object]) -> None:
-        super().__init__(message)
-        self.request_rebuild = request_rebuild
-
-
-_WAITS_FOR_REBUILD = "waits_for_rebuild"  # a key of Job.result
-
-
 def register_job_handler(kind: str, handler: JobHandler, *, retry_if_interrupted: bool = False) -> None:
     """Make ``handler(job, progress)`` run the jobs of ``kind`` (wired in search/services/job_handlers.py).
 
@@ -76,8 +61,24 @@ def job_handler(kind: str) -> JobHandler:
 
 
 def job_retried_if_interrupted(kind: str) -> bool:
+    """Whether a job of this kind whose worker died is run again (see register_job_handler)."""
     registration = _handlers.get(kind)
     return registration is not None and registration.retry_if_interrupted
+
+
+class JobNeedsRebuild(Exception):
+    """Raised by a handler that cannot finish until the index is rebuilt (its files are damaged).
+
+    The job is marked failed with the message, then ``request_rebuild`` is called; once the rebuilt
+    index is live, :func:`jobs_retry_after_rebuild` runs the job again.
+    """
+
+    def __init__(self, message: str, *, request_rebuild: Callable[[], object]) -> None:
+        super().__init__(message)
+        self.request_rebuild = request_rebuild
+
+
+_WAITS_FOR_REBUILD = "waits_for_rebuild"  # a key of Job.result
 
 
 class JobProgress:
