@@ -14,6 +14,8 @@ no pickled code) with these keys::
     metrics         {"val": {...}, "test": {...}, "baselines": {...}, ...} (free-form)
     data            description of the training data and split (incl. held-out image keys)
     training        hyperparameters and timing (free-form)
+    calibration     cosine → probability of the same rock type (``training.calibration.Calibration.to_dict``);
+                    optional: a checkpoint without it answers with ``calibration.FALLBACK``
     created         ISO timestamp
 
 Readers refuse any other ``format_version`` with a :class:`CheckpointError` naming the file and both
@@ -32,6 +34,7 @@ from typing import Any
 
 import torch
 
+from .calibration import FALLBACK, Calibration
 from .model import EmbeddingNet, ModelConfig
 from .preprocessing import INPUT_SIZE
 
@@ -59,6 +62,7 @@ class LoadedCheckpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration = FALLBACK
     format_version: int = FORMAT_VERSION
     created: str = ""
 
@@ -85,6 +89,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temp file, fsync, rename) and return its path."""
     path = Path(path)
@@ -106,6 +111,7 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "data": _plain(data or {}),
         "training": _plain(training or {}),
+        **({"calibration": _plain(calibration.to_dict())} if calibration is not None else {}),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -165,6 +171,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             metrics=payload.get("metrics", {}),
             data=payload.get("data", {}),
             training=payload.get("training", {}),
+            calibration=Calibration.from_dict(payload.get("calibration")),
             format_version=version,
             created=payload.get("created", ""),
         )
