@@ -11,13 +11,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from search.access import may_curate
 from search.archives import ArchiveRejected, SourceFile
 from search.forms import BulkUploadForm
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
-from search.services.indexing import reindex_request
+from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import, images_import_path
-from search.services.model_versions import model_version_activate
 
 admin.site.site_header = "GeoSim administration"
 admin.site.site_title = "GeoSim admin"
@@ -64,7 +64,7 @@ class ImageAdmin(admin.ModelAdmin):
 
     def upload_view(self, request):
         """Upload several files or one archive; same service and validation as the CLI import."""
-        if not self.has_change_permission(request):
+        if not may_curate(request.user):
             return redirect("admin:index")
         form = BulkUploadForm(request.POST, request.FILES) if request.method == "POST" else BulkUploadForm()
         if request.method == "POST" and form.is_valid():
@@ -78,7 +78,8 @@ class ImageAdmin(admin.ModelAdmin):
                 messages.add_message(
                     request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
                 )
-                return redirect(reverse("admin:search_image_changelist"))
+                # A staff user without the admin's view permission follows the processing on /jobs/.
+                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
         context = {
             **self.admin_site.each_context(request),
             "form": form,
@@ -113,7 +114,7 @@ class RebuildIndexMixin:
     def rebuild_view(self, request):
         if request.method != "POST":
             return redirect(reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"))
-        if not request.user.has_perm("search.change_indexversion"):
+        if not may_curate(request.user):
             raise PermissionDenied
         job = reindex_request(created_by=request.user)
         _job_started(request, job, "Index rebuild")

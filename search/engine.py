@@ -10,6 +10,7 @@ nearest neighbours.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -18,21 +19,31 @@ import numpy as np
 from django.conf import settings
 
 from search import embedder, live_index, selectors
-from search.imaging import decode_image
+from search.imaging import ImageRejected, decode_image
 from search.index import set_search_threads
+from search.limits import k_error
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
 
+logger = logging.getLogger(__name__)
+
 VOTE_NEIGHBOURS = 10
-MAX_K = 100
 
 
 class UnknownImage(LookupError):
     """The image id does not exist."""
 
 
+class QueryOutdated(ValueError):
+    """A saved query's embedding belongs to a model that no longer serves the index."""
+
+
 class UnknownLabel(ValueError):
     """No image of the collection carries that rock type."""
+
+
+class ImageUnreadable(RuntimeError):
+    """A collection image has no embedding yet and its stored file cannot be read or decoded."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,9 @@ class SearchAnswer:
     index_version: int
     took_ms: float = 0.0
     query_image: Image | None = field(default=None)
+    query_vector: np.ndarray | None = field(default=None, repr=False)  # to search again (K, rock type)
+    model_version_id: int | None = None
+    vote_size: int = 0  # how many nearest images (any rock type, whatever the filter) the vote counts
 
 
 def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> SearchAnswer:
@@ -62,6 +76,15 @@ def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> Sea
     loaded = live_index.current()
     vector = embedder.embed_images(loaded.version.model_version, [picture.image])
     return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
+
+
+def search_by_vector(vector: np.ndarray, *, model_version_id: int, k: int = 5, label: str | None = None):
+    """Search again with a query's embedding (see search.query_tokens); QueryOutdated if the model changed."""
+    started = time.perf_counter()
+    loaded = live_index.current()
+    if loaded.version.model_version_id != model_version_id:
+        raise QueryOutdated("The search index now uses another model: choose the file again to search with it.")
+    return _answer(loaded, vector.reshape(1, -1), k=k, label=label, exclude=None, started=started)
 
 
 def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> SearchAnswer:
@@ -76,17 +99,27 @@ def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> S
     if stored:
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
     else:  # not embedded yet (its job is still queued): embed it now
-        with image.file.open("rb") as handle:
-            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
-        vector = embedder.embed_images(model_version, [picture.image])
+        vector = embedder.embed_images(model_version, [_stored_picture(image)])
     answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
 
 
+def _stored_picture(image: Image):
+    """The decoded file of a collection image, or ImageUnreadable (a server-side problem, logged)."""
+    try:
+        with image.file.open("rb") as handle:
+            return decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    except (OSError, ImageRejected) as exc:
+        logger.warning("Image #%s: stored file %s cannot be used: %s", image.pk, image.file.name, exc)
+        raise ImageUnreadable(
+            f"Image #{image.pk} cannot be searched with yet: it has no embedding and its stored file cannot be read."
+        ) from None
+
+
 def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: int | None, started: float):
-    if not 1 <= k <= MAX_K:
-        raise ValueError(f"k must be between 1 and {MAX_K}.")
+    if k_error(k):
+        raise ValueError(k_error(k))
     exclude_ids = None if exclude is None else np.array([exclude], dtype=np.int64)
     allowed = None
     if label:
@@ -116,6 +149,9 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         model_version=loaded.version.model_version.name,
         index_version=loaded.version.version,
         took_ms=(time.perf_counter() - started) * 1000,
+        query_vector=vector[0],
+        model_version_id=loaded.version.model_version_id,
+        vote_size=int((ids[0] >= 0).sum()),
     )
 
 

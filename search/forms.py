@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from django import forms
 
+from search.labels import LABEL_MAX_LENGTH, InvalidLabel, normalize_label
+from search.limits import MAX_K
+
 DEFAULT_K = 10
-MAX_K = 100  # search.engine.MAX_K; not imported, so the admin does not load torch at start-up
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -34,7 +36,9 @@ class BulkUploadForm(forms.Form):
     files = MultipleFileField(required=False, help_text="One or more image files.")
     archive = forms.FileField(required=False, help_text="Or one .zip/.tar/.tar.gz/.tar.xz of class-per-folder images.")
     label = forms.CharField(
-        required=False, max_length=64, help_text="Rock type for every image (default: the archive's folder names)."
+        required=False,
+        max_length=LABEL_MAX_LENGTH,
+        help_text="Rock type for every image (default: the archive's folder names).",
     )
 
     def clean(self):
@@ -58,7 +62,21 @@ class SearchForm(forms.Form):
             "max_value": f"K must be between 1 and {MAX_K}.",
         },
     )
-    label = forms.CharField(required=False, max_length=64)
+    label = forms.CharField(required=False, strip=False)
+    # The results page's query, so K and the rock type can change without choosing the file again:
+    # a signed token for an upload (search.query_tokens), or the id of a collection image.
+    query = forms.CharField(required=False, widget=forms.HiddenInput)
+    query_image = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K
+
+    def clean_label(self) -> str:
+        return _cleaned_label(self.cleaned_data.get("label"))
+
+
+def _cleaned_label(value: str | None) -> str:
+    try:
+        return normalize_label(value) or ""
+    except InvalidLabel as exc:
+        raise forms.ValidationError(str(exc)) from None

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -16,18 +18,19 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from search import engine, selectors
+from search import engine, query_tokens, selectors
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
+from search.labels import InvalidLabel, normalize_label
+from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
 from search.services import projection
 
 GRID_PAGE_SIZE = 48
 K_CHOICES = (5, 10, 20, 50, 100)
-# Multipart framing around the file; anything beyond the image limit plus this is refused unread.
-_FORM_OVERHEAD_BYTES = 64 * 1024
+_IMAGE_NUMBER = re.compile(r"[0-9]{1,18}")  # within a 64-bit primary key
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -37,15 +40,17 @@ _FORM_OVERHEAD_BYTES = 64 * 1024
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """The search page: upload an image or pick one of the collection; results, vote and the collection grid."""
-    if request.method == "POST":
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.GEOSIM_MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES:
-            return _home_page(request, SearchForm(), error=_too_big(declared), status=413)
+    if request.method == "POST" and body_over_allowance(request):  # refused unread
+        return _home_page(request, SearchForm(), error=_too_big(declared_body_bytes(request)), status=413)
     return _home_checked(request)
 
 
 @csrf_protect
 def _home_checked(request: HttpRequest) -> HttpResponse:
+    try:
+        normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel as exc:
+        return _home_page(request, SearchForm(), error=str(exc), status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
@@ -61,6 +66,10 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
+        return redirect(_collection_search_url(form.cleaned_data["query_image"], form.cleaned_data))
+    if upload is None and form.cleaned_data["query"]:
+        return _search_saved_query(request, form, form.cleaned_data["query"])
     if upload is None:
         return _home_page(request, form, error="Choose an image file to search with.", status=400)
     if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
@@ -75,18 +84,54 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     except IndexUnavailable as exc:
         return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
     query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+    query["token"] = _query_token(answer, query)
     return _home_page(request, form, answer=answer, query=query)
+
+
+def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """The results page's uploaded query again, with the K and rock type now chosen."""
+    try:
+        saved = query_tokens.saved_query(token)
+        answer = engine.search_by_vector(
+            saved.vector,
+            model_version_id=saved.model_version_id,
+            k=form.cleaned_data["k"],
+            label=form.cleaned_data["label"] or None,
+        )
+    except (query_tokens.QueryTokenInvalid, engine.QueryOutdated) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    query = {"name": saved.name, "src": saved.preview, "image": None, "token": token}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
+    return query_tokens.query_token(
+        vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
+    )
+
+
+def _collection_search_url(image_id: int, cleaned: dict) -> str:
+    params = {"image": image_id, "k": cleaned["k"]}
+    if cleaned["label"]:
+        params["label"] = cleaned["label"]
+    return f"{reverse('home')}?{urlencode(params)}#results"
 
 
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
-    if not raw_id.isdigit():
+    if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     try:
         answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
+    except engine.ImageUnreadable as exc:
+        return _home_page(request, form, error=str(exc), status=422)
     except engine.UnknownLabel as exc:
         return _home_page(request, form, error=str(exc), status=400)
     except IndexUnavailable as exc:
@@ -97,7 +142,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
-    grid_label = request.GET.get("grid_label") or None
+    grid_label = _grid_label(request)
     page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
@@ -115,6 +160,14 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
     }
     return render(request, "search/home.html", context, status=status)
+
+
+def _grid_label(request: HttpRequest) -> str | None:
+    """The collection grid's rock-type filter, normalised (unusable text was answered 400 before)."""
+    try:
+        return normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel:
+        return None
 
 
 def _form_error(form: SearchForm) -> str:
@@ -151,6 +204,8 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
         except IndexUnavailable as exc:
             notice = f"Similar images will appear once the index is built. {exc}"
+        except engine.ImageUnreadable as exc:
+            notice = str(exc)
     k = form.cleaned_data.get("k", DEFAULT_K) if hasattr(form, "cleaned_data") else DEFAULT_K
     context = {"image": image, "answer": answer, "notice": notice, "k": k, "k_choices": sorted({*K_CHOICES, k})}
     return render(request, "search/image_detail.html", context, status=status)

@@ -31,14 +31,14 @@ def calibrate_checkpoint(checkpoint: Path, data_dir: Path, out: Path | None = No
     keys = set(loaded.data.get("val_keys", []))
     if not keys:
         raise ValueError(f"{checkpoint} records no validation images (data.val_keys) to fit a calibration on")
-    images = load_image_folder(data_dir, size=embedder.input_size, keep=lambda path: image_key(path) in keys)
+    images = load_image_folder(data_dir, geometry=embedder.geometry, keep=lambda path: image_key(path) in keys)
     if len(images) < 2:
         raise ValueError(f"fewer than two of the checkpoint's validation images are under {data_dir}")
     labels = [path.split("/")[-2] for path in images.paths]
     calibration = fit_calibration(embedder.embed_arrays(images.images), labels)
     save_checkpoint(
         out or checkpoint, model=loaded.model, mean=loaded.mean, std=loaded.std, class_names=loaded.class_names,
-        input_size=loaded.input_size, tta=loaded.tta, metrics=loaded.metrics, data=loaded.data,
+        geometry=loaded.geometry, tta=loaded.tta, metrics=loaded.metrics, data=loaded.data,
         training=loaded.training, calibration=calibration,
     )
     return calibration

@@ -13,8 +13,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
@@ -27,7 +29,40 @@ logger = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
 QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
-_RETRIED_KINDS = (Job.Kind.PROCESS, Job.Kind.REMOVE)
+RUN_JOB_TASK = "search.run_job"  # the Celery task (search/tasks.py) that runs one job by id
+
+JobHandler = Callable[[Job, "JobProgress"], dict | None]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    handler: JobHandler
+    retry_if_interrupted: bool
+
+
+_handlers: dict[str, _Registration] = {}
+
+
+def register_job_handler(kind: str, handler: JobHandler, *, retry_if_interrupted: bool = False) -> None:
+    """Make ``handler(job, progress)`` run the jobs of ``kind`` (wired in search/services/job_handlers.py).
+
+    ``retry_if_interrupted``: the handler is idempotent, so a job whose worker died gets a fresh pending
+    copy (up to MAX_ATTEMPTS runs); otherwise it is only marked failed.
+    """
+    _handlers[kind] = _Registration(handler, retry_if_interrupted)
+
+
+def job_handler(kind: str) -> JobHandler:
+    """The handler registered for a job kind; ValueError for a kind nobody registered."""
+    try:
+        return _handlers[kind].handler
+    except KeyError:
+        raise ValueError(f"No handler for jobs of kind {kind!r}.") from None
+
+
+def job_retried_if_interrupted(kind: str) -> bool:
+    registration = _handlers.get(kind)
+    return registration is not None and registration.retry_if_interrupted
 
 
 class JobProgress:
@@ -60,15 +95,23 @@ def job_create(*, kind: str, total: int = 0, params: dict | None = None, created
 
 def job_enqueue(job_id: int) -> bool:
     """Send a job to the workers; on a broker failure keep it pending for the sweep and return False."""
-    from search.tasks import run_job
-
     try:
-        run_job.delay(job_id)
+        _send_run_job(job_id)
     except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
         logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(error=QUEUE_UNREACHABLE)
         return False
     return True
+
+
+def _send_run_job(job_id: int) -> None:
+    """Send the run-job task by name, so this module needs no import of the task module."""
+    if current_app.conf.task_always_eager:
+        # In-process tasks (the embedded mode, tests): send_task ignores eager mode, so run the
+        # registered task here instead.
+        current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+    else:
+        current_app.send_task(RUN_JOB_TASK, args=(job_id,))
 
 
 def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
@@ -85,7 +128,7 @@ def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
         logger.info("Job %s is not pending (already running, finished or deleted); skipped.", job_id)
         return
     job = Job.objects.get(pk=job_id)
-    handler = _handler_for(job.kind)
+    handler = job_handler(job.kind)
     progress = JobProgress(job)
     beat = _Heartbeat(job.pk) if heartbeat else contextlib.nullcontext()
     try:
@@ -127,9 +170,9 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
 def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     """Fail running jobs whose worker stopped sending heartbeats; retry the idempotent kinds.
 
-    Processing and removal jobs are safe to run again, so each gets a fresh pending copy (up to
-    MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index keeps serving, and the next
-    rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
+    Kinds registered with ``retry_if_interrupted`` (processing, removal) are safe to run again, so each
+    gets a fresh pending copy (up to MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index
+    keeps serving, and the next rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
     """
     stale_after = stale_after or timedelta(seconds=settings.GEOSIM_JOB_STALE_SECONDS)
     cutoff = timezone.now() - stale_after
@@ -146,7 +189,7 @@ def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
             ):
                 continue  # it finished after all
             recovered.append(job.pk)
-            if job.kind in _RETRIED_KINDS and job.attempts < MAX_ATTEMPTS:
+            if job_retried_if_interrupted(job.kind) and job.attempts < MAX_ATTEMPTS:
                 retry = job_create(kind=job.kind, total=job.total, params=job.params, created_by=job.created_by)
                 Job.objects.filter(pk=retry.pk).update(attempts=job.attempts)
                 logger.warning("Job %s: %s Retrying as job %s.", job.pk, message, retry.pk)
@@ -180,19 +223,3 @@ class _Heartbeat:
         finally:
             connections.close_all()
 
-
-def _handler_for(kind: str) -> Callable:
-    # Imported here: handlers live in the service module of their capability and import this one.
-    from search.services import indexing, processing, projection
-
-    handlers = {
-        Job.Kind.PROCESS: processing.images_process,
-        Job.Kind.REMOVE: processing.images_unindex,
-        Job.Kind.REINDEX: indexing.index_rebuild,
-        Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
-        Job.Kind.PROJECTION: projection.projection_compute,
-    }
-    try:
-        return handlers[kind]
-    except KeyError:
-        raise ValueError(f"No handler for jobs of kind {kind!r}.") from None

@@ -1,4 +1,7 @@
-"""Model versions: register a trained checkpoint, make sure one is active, activate another."""
+"""Model versions: register a trained checkpoint, make sure one is active.
+
+Switching to another model is a rebuild onto it: :func:`search.services.indexing.model_version_activate`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from search.models import Job, ModelVersion
+from search.models import ModelVersion
 from training.checkpoint import load_checkpoint
 
 
@@ -66,13 +69,3 @@ def model_version_ensure_active() -> ModelVersion:
     version.refresh_from_db()
     return version
 
-
-def model_version_activate(version: ModelVersion, *, created_by=None) -> Job:
-    """Start switching searches to another model: a job re-embeds everything and builds its index.
-
-    The current model and index keep answering until the new index is complete; then both switch in
-    one transaction, so no search ever embeds a query with one model and searches another's vectors.
-    """
-    from search.services.indexing import reindex_request
-
-    return reindex_request(created_by=created_by, model_version=version)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _use_handler(monkeypatch, handler):
-    monkeypatch.setattr(jobs, "_handler_for", lambda kind: handler)
+    monkeypatch.setattr(jobs, "job_handler", lambda kind: handler)
 
 
 def test_success_records_progress_and_result(monkeypatch):
@@ -77,17 +77,15 @@ def test_heartbeat_is_stamped_while_running(monkeypatch, settings):
 
 
 def test_broker_down_keeps_job_pending_then_sweep_sends_it(monkeypatch):
-    from search import tasks
-
     def unreachable(job_id):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
-    monkeypatch.setattr(tasks.run_job, "delay", unreachable)
+    monkeypatch.setattr(jobs, "_send_run_job", unreachable)
     job = Job.objects.create(kind=Job.Kind.PROCESS)
     assert jobs.job_enqueue(job.pk) is False
     assert Job.objects.get(pk=job.pk).status == Job.Status.PENDING
     sent = []
-    monkeypatch.setattr(tasks.run_job, "delay", lambda job_id: sent.append(job_id))
+    monkeypatch.setattr(jobs, "_send_run_job", lambda job_id: sent.append(job_id))
     assert jobs.jobs_enqueue_pending(older_than=timedelta(0)) == 1
     assert sent == [job.pk]
 

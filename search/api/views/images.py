@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
@@ -14,22 +13,19 @@ from search import selectors
 from search.models import Image
 from search.services.ingestion import image_ingest
 
+from ..pagination import CheckedPageNumberPagination
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageSerializer, ImageUploadSerializer
+from ..serializers import ImageListQuerySerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
-
-
-class ImagePagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 @extend_schema_view(
     get=extend_schema(
         operation_id="images_list",
         summary="The collection, newest first",
-        parameters=[OpenApiParameter("label", str, description="Only images of this rock type.")],
+        parameters=[ImageListQuerySerializer],
+        responses={200: ImageSerializer(many=True), **error_responses(400, 404)},
         tags=["images"],
     )
 )
@@ -38,15 +34,16 @@ class ImageListView(generics.ListAPIView):
     throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageSerializer
-    pagination_class = ImagePagination
+    pagination_class = CheckedPageNumberPagination
 
     def get_permissions(self):
         """Anyone may read the collection; only staff may add to it."""
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
-        label = (self.request.query_params.get("label") or "").strip().lower() or None
-        return selectors.images_list(label=label)
+        query = ImageListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.images_list(label=query.validated_data.get("label"))
 
     @extend_schema(
         operation_id="images_create",

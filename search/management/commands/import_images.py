@@ -21,9 +21,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path, help="folder or archive")
         parser.add_argument("--label", help="rock type for every image, instead of the parent folder name")
+        parser.add_argument("--source", help="where the images came from, recorded on each (default: PATH's name)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    def handle(self, *args, path: Path, label: str | None, no_progress: bool, verbosity: int, **options) -> None:
+    def handle(
+        self, *args, path: Path, label: str | None, source: str | None, no_progress: bool, verbosity: int, **options
+    ) -> None:
         path = path.expanduser()
         if not path.exists():
             raise CommandError(f"{path} does not exist.")
@@ -40,7 +43,7 @@ class Command(BaseCommand):
             bar.set_postfix(counts, refresh=False)
 
         try:
-            summary = images_import_path(path, label=label, source=str(path.name), on_file=on_file)
+            summary = images_import_path(path, label=label, source=source or path.name, on_file=on_file)
         except (ArchiveRejected, ImageRejected) as exc:
             raise CommandError(str(exc)) from None
         finally:

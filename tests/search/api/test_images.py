@@ -46,6 +46,12 @@ def test_list_filters_by_label(callers, collection):
     assert callers.anonymous.get(IMAGES_URL, {"label": "granite"}).json()["count"] == 0
 
 
+@pytest.mark.parametrize("page_size", ["0", "501", "abc", "-3", "²", "4.5"])
+def test_an_invalid_page_size_is_a_400_not_ignored(callers, collection, page_size):
+    error = assert_error(callers.anonymous.get(IMAGES_URL, {"page_size": page_size}), 400, "invalid")
+    assert "page_size" in error["fields"]
+
+
 @pytest.mark.parametrize("page", ["99", "abc", "0"])
 def test_a_page_that_does_not_exist_is_404_json(callers, db, page):
     assert_error(callers.anonymous.get(IMAGES_URL, {"page": page}), 404, "not_found")
