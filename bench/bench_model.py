@@ -72,17 +72,18 @@ def _bootstrap(values: np.ndarray, rng: np.random.Generator, resamples: int = 20
     return [round(float(np.percentile(means, 2.5)), 5), round(float(np.percentile(means, 97.5)), 5)]
 
 
-def _calibration_on(embedder, embeddings, labels, queries) -> tuple[dict, np.ndarray, np.ndarray]:
+def _calibration_on(embedder, embeddings, labels, queries) -> dict:
     cosines, same = neighbour_pairs(embeddings, labels, RESULTS_PER_QUERY, queries=queries)
     similarity = embedder.checkpoint.calibration.similarity(cosines)
     result = reliability(similarity, same, bins=BINS).to_dict()
     result["cosine_range"] = [round(float(cosines.min()), 5), round(float(cosines.max()), 5)]
     result["similarity_range"] = [round(float(similarity.min()), 5), round(float(similarity.max()), 5)]
     result["same_type_share"] = round(float(same.mean()), 5)
-    return result, similarity, same
+    return result
 
 
-def _plot(bins: list[dict], similarity: np.ndarray, path: Path, title: str) -> None:
+def _plot(bins: list[dict], path: Path, title: str) -> None:
+    """Reliability diagram (observed share against mean predicted, per bin) over a histogram of the bins."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,9 +98,9 @@ def _plot(bins: list[dict], similarity: np.ndarray, path: Path, title: str) -> N
                     xytext=(4, -10), fontsize=7, color="grey")
     ax.set_ylabel("share of results of the same rock type")
     ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="lower right", fontsize=8)
     ax.grid(alpha=0.3)
-    hist.hist(similarity, bins=np.linspace(0, 1, BINS + 1), color="tab:blue")
+    hist.bar([b["low"] for b in bins], [b["count"] for b in bins], width=1 / len(bins), align="edge")
     hist.set_yscale("log")
     hist.set_xlabel("similarity (calibrated probability of the same rock type)")
     hist.set_ylabel("results")
@@ -135,14 +136,14 @@ def main(argv: list[str] | None = None) -> None:
     classes, table = top1_confusion(test_embeddings, [embedder.class_names[i] for i in test_labels])
 
     draws = [np.random.default_rng(seed).choice(len(test_labels), QUERIES, replace=False) for seed in range(21)]
-    protocol, similarity, _ = _calibration_on(embedder, test_embeddings, test_labels, draws[0])
-    spread = [_calibration_on(embedder, test_embeddings, test_labels, d)[0] for d in draws[1:]]
-    every_query, all_similarity, _ = _calibration_on(embedder, test_embeddings, test_labels, None)
+    protocol = _calibration_on(embedder, test_embeddings, test_labels, draws[0])
+    spread = [_calibration_on(embedder, test_embeddings, test_labels, d) for d in draws[1:]]
+    every_query = _calibration_on(embedder, test_embeddings, test_labels, None)
     # Whole collection as gallery: test images query everything (training images included).
-    whole, _, _ = _calibration_on(embedder, embeddings, collection.labels, np.flatnonzero(is_test))
+    whole = _calibration_on(embedder, embeddings, collection.labels, np.flatnonzero(is_test))
 
     plot = args.checkpoint.with_name(f"{args.checkpoint.stem}_reliability.png")
-    _plot(every_query["bins"], all_similarity, plot,
+    _plot(every_query["bins"], plot,
           f"{args.checkpoint.name}: {int(is_test.sum())} held-out queries × top {RESULTS_PER_QUERY}\n"
           f"ECE {every_query['ece']:.4f}, Brier {every_query['brier']:.4f}")
 
