@@ -12,7 +12,7 @@ ENDPOINTS = {
     "/api/v1/": {"get"},
     "/api/v1/search/": {"post"},
     "/api/v1/images/": {"get", "post"},
-    "/api/v1/images/{id}/": {"get"},
+    "/api/v1/images/{id}/": {"get", "patch"},
     "/api/v1/images/{id}/similar/": {"get"},
     "/api/v1/index/rebuild/": {"post"},
     "/api/v1/jobs/": {"get"},
