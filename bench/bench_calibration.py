@@ -1,6 +1,6 @@
 """Benchmark a checkpoint on the real images it never saw: quality with confidence intervals, calibration, speed.
 
-    python bench/bench_model.py [--checkpoint training/weights/default.pt] [--data /tmp/geosim-data]
+    python bench/bench_calibration.py [--checkpoint training/weights/default.pt] [--data /tmp/geosim-data]
 
 ``--data`` holds the real images (e.g. both shared archives extracted:
 ``for a in ../shared/data/geological_similarity-part*.tar.xz; do tar -xJf "$a" -C /tmp/geosim-data; done``);
@@ -17,7 +17,7 @@ for choosing an epoch or for fitting the calibration, which uses the validation 
    included: what a search of the service returns). The raw cosine's range over those results too.
 3. Speed: ``training.speed.measure_speed`` (one 28×28 image, PIL in, vector out; batches of 256).
 
-Writes ``bench/results/model_<checkpoint stem>.json`` and the reliability plot
+Writes ``bench/results/calibration_<checkpoint stem>.json`` and the reliability plot
 ``training/weights/<checkpoint stem>_reliability.png``.
 """
 
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> None:
         "reliability_plot": _shown(plot),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"model_{args.checkpoint.stem}.json"
+    out = RESULTS / f"calibration_{args.checkpoint.stem}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("retrieval_test", "speed")}, indent=1))
     for key in ("calibration_protocol", "calibration_every_test_query", "calibration_whole_collection_gallery"):
