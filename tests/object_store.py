@@ -112,4 +112,3 @@ def stop_object_store(store: ObjectStore) -> None:
     except subprocess.TimeoutExpired:
         store.process.kill()
         store.process.wait(timeout=5)
-
