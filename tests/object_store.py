@@ -8,11 +8,13 @@ Any access key works against it while no identities are configured.
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,15 +29,15 @@ class ObjectStore:
     process: subprocess.Popen
     log_path: Path
 
-    def client(self, *, attempts: int = 3):
+    def client(self, *, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY, attempts: int = 3):
         import boto3
         from botocore.config import Config
 
         return boto3.client(
             "s3",
             endpoint_url=self.endpoint_url,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=SECRET_KEY,
+            aws_access_key_id=access_key,
+            aws_secret_access_key=secret_key,
             region_name="us-east-1",
             config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": attempts}),
         )
@@ -66,8 +68,15 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def start_object_store(binary: str, data_dir: Path) -> ObjectStore:
-    """Start `weed mini` and wait until its S3 gateway answers; raises with the server's log otherwise."""
+def start_object_store(
+    binary: str, data_dir: Path, *, extra_args: list[str] | None = None, environment: dict[str, str] | None = None
+) -> ObjectStore:
+    """Start `weed mini` and wait until its S3 gateway answers; raises with the server's log otherwise.
+
+    ``extra_args`` (a deployment's own flags) come last, so its choices win except the ports and
+    addresses; ``environment`` adds variables (``AWS_ACCESS_KEY_ID``... make `weed mini` require that
+    identity and create ``S3_BUCKET``).
+    """
     ports = {name: _free_port() for name in ("s3", "master", "volume", "filer", "admin")}
     command = [
         binary,
@@ -80,10 +89,17 @@ def start_object_store(binary: str, data_dir: Path) -> ObjectStore:
         "-s3.port.lance=0",
         "-webdav=false",
         "-master.volumeSizeLimitMB=64",  # small volumes: a test writes kilobytes
+        *(extra_args or []),
     ]
     log_path = data_dir / "weed.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(environment or {})},
+        )
     store = ObjectStore(endpoint_url=f"http://127.0.0.1:{ports['s3']}", process=process, log_path=log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
@@ -97,12 +113,12 @@ def start_object_store(binary: str, data_dir: Path) -> ObjectStore:
 
 
 def _answers(store: ObjectStore) -> bool:
-    """Whether the S3 gateway answers a bucket listing (the filer behind it is up)."""
+    """Whether the S3 gateway is up (its health check answers once the filer behind it is ready)."""
     try:
-        store.client(attempts=1).list_buckets()
-    except Exception:  # not listening yet, or the filer is still starting
+        with urllib.request.urlopen(f"{store.endpoint_url}/healthz", timeout=2) as response:
+            return response.status == 200
+    except OSError:  # not listening yet, or the filer is still starting
         return False
-    return True
 
 
 def stop_object_store(store: ObjectStore) -> None:
