@@ -8,8 +8,10 @@ covered by every other test of the suite.
 from __future__ import annotations
 
 import hashlib
+import io
 import time
 import uuid
+import zipfile
 from dataclasses import dataclass
 
 import pytest
@@ -122,12 +124,19 @@ def test_api_upload_lands_in_the_bucket_is_processed_by_a_worker_served_and_dele
 
 
 @pytest.mark.django_db(transaction=True)
-def test_in_process_tasks_embed_and_search_from_the_bucket(s3_media):
+def test_in_process_tasks_embed_search_and_export_from_the_bucket(s3_media, callers):
     images = [image_ingest(data=image_bytes(seed=seed), label="schist")[0] for seed in (1, 2, 3)]
-    for image in images:
-        assert s3_media.read(image.file.name) == image_bytes(seed=images.index(image) + 1)
+    for seed, image in zip((1, 2, 3), images, strict=True):
+        assert s3_media.read(image.file.name) == image_bytes(seed=seed)
     answer = engine.search_by_bytes(image_bytes(seed=2), k=1)
     assert answer.hits[0].image.pk == images[1].pk
+    # A ZIP export copies the originals out of the bucket, byte for byte.
+    response = callers.anonymous.post(SEARCH_URL, {"image": upload(image_bytes(seed=2)), "k": 3, "format": "zip"})
+    assert response.status_code == 200, response.content[:300]
+    archive = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))
+    exported = [name for name in archive.namelist() if name.startswith("images/")]
+    assert len(exported) == 3
+    assert {hashlib.sha256(archive.read(name)).hexdigest() for name in exported} == {i.sha256 for i in images}
 
 
 @pytest.mark.django_db
