@@ -9,9 +9,10 @@ role) itself. Several web and worker machines then share one copy of every file.
 Two things differ from django-storages' defaults, on purpose:
 
 - **Every write is verified.** An S3 PUT is atomic (a reader sees the whole object or none), but a
-  proxy or a faulty server can still store something other than what was sent; so after each upload
-  the object is read back and its size and SHA-256 compared with the bytes sent. A mismatch removes
-  the object and raises ``StorageVerificationFailed`` (an ``OSError``, as a full disk would be).
+  proxy or a faulty server can still store something other than what was sent; so each PUT carries
+  the body's MD5 (the server refuses a damaged body) and the MD5 the server answers is compared with
+  it (or, where its ETags are not MD5s, the object is read back and its SHA-256 compared). A mismatch
+  removes the object and raises ``StorageVerificationFailed`` (an ``OSError``, as a full disk would be).
 - **URLs stay GeoSim's own** (``/media/<name>``) while ``GEOSIM_SERVE_MEDIA`` is on: the bucket can stay
   private and browsers never need to reach the object store; :mod:`geosim_site.media` streams the
   object. With ``GEOSIM_SERVE_MEDIA=0`` the URLs are the store's own (signed, expiring).

@@ -18,9 +18,8 @@ import pytest
 from botocore.exceptions import ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from storages.backends.s3 import S3Storage
 
-from geosim_site.s3_storage import StorageVerificationFailed
+from geosim_site.s3_storage import S3MediaStorage, StorageVerificationFailed
 from geosim_site.storage import media_storage
 from search import engine
 from search.models import Image, Job
@@ -140,18 +139,36 @@ def test_in_process_tasks_embed_search_and_export_from_the_bucket(s3_media, call
 
 
 @pytest.mark.django_db
-def test_an_upload_the_store_corrupts_is_removed_and_refused(s3_media, monkeypatch):
-    """A write is read back: if the store holds other bytes than were sent, the object goes and it fails."""
-    real_save = S3Storage._save
+def test_a_body_damaged_on_the_way_is_refused_by_the_store(s3_media, monkeypatch):
+    """Each PUT carries the MD5 of the bytes meant: the real server refuses a body that does not match it."""
 
-    def truncating_save(self, name, content):
-        return real_save(self, name, ContentFile(content.read()[:-10]))  # what a faulty proxy might do
+    def damaging_put(self, key, data, *, content_md5, content):
+        return self.bucket.Object(key).put(Body=data[:-10], ContentMD5=content_md5)["ETag"]
 
-    monkeypatch.setattr(S3Storage, "_save", truncating_save)
-    name = "images/ab/cd/corrupted.jpg"
-    with pytest.raises(StorageVerificationFailed, match="does not match what was sent"):
+    monkeypatch.setattr(S3MediaStorage, "_put", damaging_put)
+    name = "images/ab/cd/damaged.jpg"
+    with pytest.raises(StorageVerificationFailed, match="damaged copy"):
         default_storage.save(name, ContentFile(image_bytes(seed=9)))
     assert not s3_media.holds(name)
+
+
+@pytest.mark.django_db
+def test_a_store_without_md5_etags_is_checked_by_reading_back(s3_media, monkeypatch):
+    """Where ETags are not MD5s (SSE-KMS...), the object is read back: other bytes are removed and refused."""
+    stored = {}
+
+    def put_without_md5_etag(self, key, data, *, content_md5, content):
+        self.bucket.Object(key).put(Body=stored.get("body", data))
+        return '"3f2a9c-not-an-md5"'
+
+    monkeypatch.setattr(S3MediaStorage, "_put", put_without_md5_etag)
+    data = image_bytes(seed=10)
+    assert default_storage.save("images/aa/00/intact.jpg", ContentFile(data)) == "images/aa/00/intact.jpg"
+    assert s3_media.read("images/aa/00/intact.jpg") == data
+    stored["body"] = data[:-10]  # the store keeps something else than it was sent
+    with pytest.raises(StorageVerificationFailed, match="does not match what was sent"):
+        default_storage.save("images/aa/00/truncated.jpg", ContentFile(data))
+    assert not s3_media.holds("images/aa/00/truncated.jpg")
 
 
 @pytest.mark.django_db
