@@ -211,6 +211,15 @@ class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
 class SearchHitSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     score = serializers.FloatField(help_text="Cosine similarity, higher is closer; results are sorted by it.")
+    similarity = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "Calibrated probability that the result shows the same rock type as the query, from the model's "
+            "calibration fitted on held-out images (non-decreasing in the score). Models without a "
+            "calibration report the score clipped to [0, 1]."
+        ),
+    )
     label = serializers.CharField(allow_null=True)
     image_url = serializers.URLField()
 
@@ -218,10 +227,10 @@ class SearchHitSerializer(serializers.Serializer):
 class SearchAnswerSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
     predicted_label = serializers.CharField(
-        allow_null=True, help_text="Rock type by a score-weighted vote of the nearest neighbours."
+        allow_null=True, help_text="Rock type by a similarity-weighted vote of the nearest neighbours."
     )
     vote = serializers.DictField(
-        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' vote (sums to 1)."
+        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' similarity (sums to 1)."
     )
     model_version = serializers.CharField()
     index_version = serializers.IntegerField()

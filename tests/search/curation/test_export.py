@@ -30,6 +30,8 @@ def test_search_csv_holds_exactly_the_results_with_every_field(callers, curated)
     assert list(rows[0]) == list(export.CSV_COLUMNS)
     assert [int(row["id"]) for row in rows] == [hit["id"] for hit in answer["results"]]
     assert [float(row["score"]) for row in rows] == pytest.approx([hit["score"] for hit in answer["results"]], abs=1e-5)
+    similarities = [hit["similarity"] for hit in answer["results"]]
+    assert [float(row["similarity"]) for row in rows] == pytest.approx(similarities, abs=1e-4)
     first = Image.objects.get(pk=rows[0]["id"])
     assert rows[0]["sample_id"] == first.sample_id and rows[0]["collection"] == "well-a"
     assert rows[0]["tags"] == ";".join(first.tags) and float(rows[0]["depth_m"]) == first.depth_m
