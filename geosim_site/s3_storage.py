@@ -8,16 +8,19 @@ thread pool per file. It carries ``Content-MD5``, so the server refuses a body d
 (``BadDigest``); the ETag it answers is the MD5 of what it stored, compared with what was sent. A
 store whose ETags are not plain MD5s (AWS with SSE-KMS encryption, for one) gets the slower check:
 the object is read back and its size and SHA-256 compared. Either way a mismatch removes the object
-and raises :class:`StorageVerificationFailed`.
+and raises :class:`StorageVerificationFailed`. Reading is one GET of the whole object, for the same
+reason.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 
 from botocore.exceptions import ClientError
 from django.conf import settings
+from django.core.files import File
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
@@ -55,6 +58,30 @@ class S3MediaStorage(S3Storage):
         params = self._get_write_parameters(key, content)
         client = self.connection.meta.client  # the client call: the resource layer costs more per request
         return client.put_object(Bucket=self.bucket_name, Key=key, Body=data, ContentMD5=content_md5, **params)["ETag"]
+
+    def _open(self, name, mode="rb"):
+        """Reading: one GET of the whole object (media are bounded by GEOSIM_MAX_UPLOAD_BYTES) instead of
+        the library's HEAD, then GET into a spooled temporary file."""
+        if mode != "rb":
+            return super()._open(name, mode)
+        key = self._normalize_name(clean_name(name))
+        try:
+            body = self.connection.meta.client.get_object(Bucket=self.bucket_name, Key=key)["Body"].read()
+        except ClientError as exc:
+            if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                raise FileNotFoundError(f"No object {key} in bucket {self.bucket_name}") from exc
+            raise
+        return File(io.BytesIO(body), name=name)
+
+    def stored_size(self, name: str) -> int | None:
+        """The stored object's size, or None when there is none (one HEAD request)."""
+        try:
+            head = self.connection.meta.client.head_object(Bucket=self.bucket_name, Key=self._normalize_name(name))
+        except ClientError as exc:
+            if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                return None
+            raise
+        return head["ContentLength"]
 
     def _stored_digest(self, key: str) -> tuple[int, str]:
         """Size and SHA-256 of the object as the store returns it."""

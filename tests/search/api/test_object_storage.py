@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 import time
+import urllib.request
 import uuid
 import zipfile
 from dataclasses import dataclass
@@ -107,6 +108,7 @@ def test_api_upload_lands_in_the_bucket_is_processed_by_a_worker_served_and_dele
     assert detail["thumbnail_url"] == f"http://testserver/media/{image.thumbnail.name}"
     served = callers.anonymous.get(detail["thumbnail_url"])
     assert served.status_code == 200 and served["Content-Type"] == "image/webp"
+    assert served["Content-Length"] == str(len(thumbnail))
     assert b"".join(served.streaming_content) == thumbnail
     original = callers.anonymous.get(detail["image_url"])
     assert original.status_code == 200 and b"".join(original.streaming_content) == data
@@ -175,11 +177,26 @@ def test_a_store_without_md5_etags_is_checked_by_reading_back(s3_media, monkeypa
 def test_a_verified_write_keeps_the_object(s3_media):
     data = image_bytes(seed=11)
     name = f"images/aa/bb/{hashlib.sha256(data).hexdigest()}.jpg"
+    assert default_storage.stored_size(name) is None
     assert default_storage.save(name, ContentFile(data)) == name
     assert s3_media.read(name) == data
+    assert default_storage.stored_size(name) == len(data)
 
 
 @pytest.mark.django_db
 def test_media_missing_from_the_bucket_is_a_404(s3_media, client):
     assert client.get("/media/images/00/00/missing.jpg").status_code == 404
     assert client.get("/media/images/../../etc/passwd.jpg").status_code in (400, 404)
+
+
+@pytest.mark.django_db
+def test_without_geosim_serving_media_urls_are_the_stores_signed_urls(s3_media, settings, object_store):
+    data = image_bytes(seed=12)
+    name = default_storage.save(f"images/cc/dd/{hashlib.sha256(data).hexdigest()}.jpg", ContentFile(data))
+    assert default_storage.url(name) == f"/media/{name}"  # GeoSim serves it (the default)
+    settings.GEOSIM_SERVE_MEDIA = False
+    signed = default_storage.url(name)
+    assert signed.startswith(f"{object_store.endpoint_url}/{s3_media.name}/{PREFIX}/{name}?")
+    assert "Signature" in signed
+    with urllib.request.urlopen(signed, timeout=10) as response:  # what a browser would fetch
+        assert response.read() == data
