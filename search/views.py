@@ -309,41 +309,64 @@ def _method(request: HttpRequest) -> str:
 
 @require_GET
 def explore(request: HttpRequest) -> HttpResponse:
-    """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none."""
+    """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none.
+
+    Never waits for the projection: the job runs on a worker (or a background thread in the embedded
+    mode) and the page polls explore_status until the file is there.
+    """
     method = _method(request)
     live = selectors.active_index_version()
     context = {"method": method, "methods": projection.METHODS, "live": live, "job": None, "cached": None}
     if live is not None:
         cached = projection.projection_cached(method=method, index_version=live.version)
         if cached is None:
-            job = projection.projection_request(
-                method=method, index_version=live.version, created_by=request.user if request.user.is_staff else None
-            )
-            job.refresh_from_db()  # with in-process tasks it has already run
-            cached = projection.projection_cached(method=method, index_version=live.version)
-            context["job"] = None if cached else job
+            context.update(_projection_job(request, method=method, index_version=live.version))
             # Meanwhile, an older projection is better than an empty page.
-            cached = cached or projection.projection_cached(method=method)
+            cached = projection.projection_cached(method=method)
         context["cached"] = cached
         context["stale"] = cached is not None and cached.index_version != live.version
     return render(request, "search/explore.html", context)
 
 
+def _projection_job(request: HttpRequest, *, method: str, index_version: int) -> dict:
+    """The job computing this projection (started if this visitor may), or why there is none."""
+    if not projection.projection_may_start(method=method, user=request.user):
+        job = projection.projection_open_job(method=method, index_version=index_version)
+        return {"job": job, "staff_only": job is None}
+    job = projection.projection_request(
+        method=method, index_version=index_version, created_by=request.user if request.user.is_staff else None
+    )
+    job.refresh_from_db()
+    if job.status == Job.Status.SUCCEEDED and projection.projection_job_is_for(
+        job, method=method, index_version=index_version
+    ):
+        return {"job": None}  # finished already (inline jobs): the cached file is there
+    return {
+        "job": job,
+        "queued_behind": not projection.projection_job_is_for(job, method=method, index_version=index_version),
+    }
+
+
 @require_GET
 @never_cache
 def explore_status(request: HttpRequest) -> JsonResponse:
-    """Progress of the projection of the live index version (the explorer polls this)."""
+    """Progress of the projection of the live index version (the explorer polls this).
+
+    When the job it waited for was another projection (one runs at a time), this starts the wanted one.
+    """
     method = _method(request)
     live = IndexVersion.objects.filter(is_active=True).first()
     if live is None:
         return JsonResponse({"ready": False, "status": "no_index", "progress": 0.0, "error": ""})
     if projection.projection_cached(method=method, index_version=live.version):
         return JsonResponse({"ready": True, "status": Job.Status.SUCCEEDED, "progress": 1.0, "error": ""})
-    job = projection.projection_open_job(method=method, index_version=live.version)
+    job = _projection_job(request, method=method, index_version=live.version).get("job")
     if job is None:
         job = Job.objects.filter(kind=Job.Kind.PROJECTION).order_by("-id").first()
     if job is None:
         return JsonResponse({"ready": False, "status": "missing", "progress": 0.0, "error": ""})
+    if not projection.projection_job_is_for(job, method=method, index_version=live.version):
+        return JsonResponse({"ready": False, "status": Job.Status.PENDING, "progress": 0.0, "error": ""})
     return JsonResponse({"ready": False, "status": job.status, "progress": job.progress, "error": job.error})
 
 

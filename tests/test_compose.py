@@ -61,6 +61,8 @@ def test_two_workers_and_one_beat():
     assert len(workers) == 2
     assert sum("--beat" in worker["command"] for worker in workers) == 1  # the job sweep runs once
     assert services["worker-2"]["volumes"] == services["worker"]["volumes"]
+    for worker in workers:  # both take indexing work and the explorer's projections
+        assert worker["command"][worker["command"].index("-Q") + 1] == "celery,geosim-low"
 
 
 def _compose_default(value: str) -> str:

@@ -7,13 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import extract_archive
+from tests.conftest import extract_archive, real_archives_or_skip
 from training.calibration import neighbour_pairs, reliability
 from training.data import image_key, load_image_folder
 from training.inference import Embedder
 from training.metrics import retrieval_metrics
-
-from .conftest import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "training" / "weights" / "default.pt"
@@ -24,9 +22,7 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def real_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared archives extracted to a temporary folder (about a second per part)."""
-    archives = sorted(SHARED_DATA.glob("geological_similarity-part*.tar.xz"))
-    if not archives:
-        pytest.skip(f"real data absent: no geological_similarity-part*.tar.xz in {SHARED_DATA}")
+    archives = real_archives_or_skip()
     target = tmp_path_factory.mktemp("real")
     for archive in archives:
         extract_archive(archive, target)
