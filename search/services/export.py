@@ -66,9 +66,7 @@ class ExportRow:
 
 def rows_from_answer(answer) -> list[ExportRow]:
     """Export rows for a search answer's hits, in rank order."""
-    return [
-        ExportRow(image=hit.image, score=hit.score, similarity=hit.similarity) for hit in answer.hits
-    ]
+    return [ExportRow(image=hit.image, score=hit.score, similarity=hit.similarity) for hit in answer.hits]
 
 
 def rows_from_queryset(images) -> list[ExportRow]:
