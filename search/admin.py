@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -16,7 +13,6 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from search.access import may_curate
 from search.admin_uploads import (
     ARCHIVE_FIELD,
-    archive_suffix,
     install_bounded_handlers,
     source_files,
     too_large_reason,
@@ -26,9 +22,10 @@ from search.forms import BulkUploadForm, ImageAdminForm, MetadataImportForm
 from search.imaging import ImageRejected
 from search.limits import MULTIPART_SLACK_BYTES, declared_body_bytes
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.archive_import import archive_import_request, archive_store
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
-from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
+from search.services.metadata import MetadataFileRejected, metadata_import_csv
 from search.stored_files import StorageFailed
 
 admin.site.site_header = "GeoSim administration"
@@ -149,19 +146,16 @@ class ImageAdmin(admin.ModelAdmin):
             limit = settings.GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES
             form.add_error("archive", f"{too_big_archive[0]}: {too_large_reason(limit)} for uploads here.")
         if form.is_valid():
+            if form.cleaned_data.get("archive"):
+                return self._archive_import_started(request, form.cleaned_data)
             try:
                 oversized_images = [name for field, name in oversized if field != ARCHIVE_FIELD]
                 summary = _import_uploads(form.cleaned_data, oversized_images, user=request.user)
             except (ArchiveRejected, ImageRejected, StorageFailed) as exc:
                 form.add_error(None, str(exc))
             else:
-                level = messages.WARNING if summary.rejected else messages.SUCCESS
-                rejected = "; ".join(f"{name}: {reason}" for name, reason in summary.rejected[:10])
-                messages.add_message(
-                    request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
-                )
-                # A staff user without the admin's view permission follows the processing on /jobs/.
-                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+                _upload_message(request, summary.line(), summary.rejected)
+                return self._after_upload(request)
         return self._upload_page(request, form)
 
     def _upload_page(self, request, form, *, error: str | None = None, status: int = 200):
@@ -176,25 +170,38 @@ class ImageAdmin(admin.ModelAdmin):
         }
         return render(request, "admin/search/image/upload.html", context, status=status)
 
+    def _archive_import_started(self, request, data: dict):
+        """An archive is imported by a job (it may hold thousands of images): the page answers at once."""
+        upload = data["archive"]
+        job = archive_import_request(
+            path=archive_store(upload), label=data.get("label") or None, source=upload.name, uploaded_by=request.user
+        )
+        job.refresh_from_db()
+        if job.status == Job.Status.SUCCEEDED:  # in-process jobs run inline (GEOSIM_IN_PROCESS_JOBS=inline)
+            rejected = [tuple(line.split(": ", 1)) for line in job.result.get("rejected", [])]
+            _upload_message(request, job.result["line"], rejected)
+            return self._after_upload(request)
+        if job.status == Job.Status.FAILED:
+            messages.error(request, f"Upload of {upload.name}: {job.error}")
+            return redirect("admin:search_image_upload")
+        _job_started(request, job, f"Import of {upload.name}")
+        return redirect("jobs")
+
+    def _after_upload(self, request):
+        # A staff user without the admin's view permission follows the processing on /jobs/.
+        return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+
+
+def _upload_message(request, line: str, rejected) -> None:
+    level = messages.WARNING if rejected else messages.SUCCESS
+    shown = "; ".join(f"{name}: {reason}" for name, reason in list(rejected)[:10])
+    messages.add_message(request, level, f"Upload: {line}." + (f" Rejected — {shown}" if shown else ""))
+
 
 def _import_uploads(data: dict, oversized_images: list[str], *, user):
-    label = data.get("label") or None
-    if data.get("archive"):
-        upload = data["archive"]
-        if hasattr(upload, "temporary_file_path"):  # already on disk (bounded by the upload handler)
-            return _import_archive(Path(upload.temporary_file_path()), label=label, source=upload.name, user=user)
-        with tempfile.NamedTemporaryFile(suffix=archive_suffix(upload.name)) as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-            handle.flush()
-            return _import_archive(Path(handle.name), label=label, source=upload.name, user=user)
+    """Image files uploaded together, read one at a time (archives go to an import job: _archive_import_started)."""
     files = source_files(data["files"], oversized_images)
-    return images_import(files, label=label, source="admin upload", uploaded_by=user)
-
-
-def _import_archive(path: Path, *, label: str | None, source: str, user):
-    summary, _metadata = images_import_path_with_metadata(path, label=label, source=source, uploaded_by=user)
-    return summary
+    return images_import(files, label=data.get("label") or None, source="admin upload", uploaded_by=user)
 
 
 class RebuildIndexMixin:
