@@ -461,12 +461,13 @@ def generate_large_texture(
 
 def write_texture_collection(
     out_dir: Path, *, classes: int = 4, per_class: int = 50, size: int = 256, seed: int = 0,
-    max_aspect: float = 1.5, grey: bool = False, progress: bool = False,
+    max_aspect: float = 1.5, grey: bool = False, prefix: str = "", progress: bool = False,
 ) -> int:
-    """Write ``out_dir/<class>/<class>_<NNNN>.png`` for the first ``classes`` of :data:`TEXTURE_CLASSES`.
+    """Write ``out_dir/<class>/<prefix><class>_<NNNN>.png`` for the first ``classes`` of :data:`TEXTURE_CLASSES`.
 
     Deterministic: image ``i`` of a class depends only on (seed, class, i). Returns the number written.
-    PNG, so the grain is not blurred by JPEG compression.
+    PNG, so the grain is not blurred by JPEG compression. ``prefix`` lets several calls (other seeds or
+    sizes) fill one folder.
     """
     if not isinstance(classes, int) or not 2 <= classes <= len(TEXTURE_CLASSES):
         raise ValueError(f"classes must be from 2 to {len(TEXTURE_CLASSES)}, got {classes!r}")
@@ -481,7 +482,8 @@ def write_texture_collection(
             folder.mkdir(parents=True, exist_ok=True)
             for index in range(per_class):
                 rng = np.random.default_rng([seed, 1000 + class_index, index])
-                generate_large_texture(name, rng, size, max_aspect, grey).save(folder / f"{name}_{index:04d}.png")
+                image = generate_large_texture(name, rng, size, max_aspect, grey)
+                image.save(folder / f"{prefix}{name}_{index:04d}.png")
                 written += 1
                 bar.update()
     return written

@@ -373,6 +373,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--crop-size", type=int, default=TILED_CROP_SIZE, help="crop side with --working-side")
     p.add_argument("--max-crops", type=int, default=DEFAULT_MAX_CROPS, help="crops per image at most when embedding")
     p.add_argument("--whole-image", action="store_true", help="force the whole-image 28 px geometry")
+    p.add_argument("--scale-jitter", type=float, default=d.scale_jitter,
+                   help="tiled training: crop side × a log-uniform factor within ±this (0 disables)")
     p.add_argument("--lr", type=float, default=d.lr)
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ema-decay", type=float, default=d.ema_decay, help="0 disables the weight EMA")
@@ -419,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
             blocks_per_stage=args.blocks_per_stage, stem_stride=args.stem_stride,
         ),
         loss=LossConfig(margin=args.margin, miner=args.miner, aux_weight=args.aux_weight),
+        scale_jitter=args.scale_jitter,
         augmentation=Augmentation(
             d4=not args.no_d4, brightness=args.jitter, contrast=args.jitter, channel_gain=0.3 * args.jitter
         ),
