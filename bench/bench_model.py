@@ -100,9 +100,9 @@ def run_training(args: argparse.Namespace) -> dict:
     data = collection(args.collection, args.work)
     out = args.work / f"{args.collection}.pt"
     epochs: list[dict] = []
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     summary = train(data, out, TrainConfig(epochs=args.epochs, seed=args.seed), on_epoch=epochs.append)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     metrics = summary["metrics"]
     test_keys = Embedder.from_checkpoint(out).checkpoint.data["test_keys"]
     shipped = evaluate_folder(Embedder.from_checkpoint(SHIPPED), data, keys=test_keys)
@@ -114,6 +114,8 @@ def run_training(args: argparse.Namespace) -> dict:
         "geometry": summary["geometry"],
         "epochs": summary["training"]["epochs"],
         "train_wall_s": round(wall, 1),
+        "train_cpu_s": round(cpu, 1),
+        "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
         "train_s_to_last_epoch": epochs[-1]["elapsed"] if epochs else None,
         "best_epoch": metrics["best_epoch"],
         "test": {k: round(v, 4) for k, v in metrics["test"].items()},
@@ -127,14 +129,17 @@ def run_training(args: argparse.Namespace) -> dict:
     return result
 
 
-def _median_ms(function, repeats: int) -> float:
+def _median_ms(function, repeats: int) -> dict:
+    """Median wall and process-CPU milliseconds of ``function()`` (CPU time is what other load on the
+    machine changes least: with one thread it is the wall time an idle machine would show)."""
     function()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function()
-        times.append(time.perf_counter() - start)
-    return round(1000 * float(np.median(times)), 1)
+        wall.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return {"wall_ms": round(1000 * float(np.median(wall)), 1), "cpu_ms": round(1000 * float(np.median(cpu)), 1)}
 
 
 def run_embedding(args: argparse.Namespace) -> dict:
@@ -167,6 +172,7 @@ def run_embedding(args: argparse.Namespace) -> dict:
         "embed_ms": timings,
         "decode_6000x4000_jpeg_ms": _median_ms(lambda: decode(False), 3),
         "decode_6000x4000_jpeg_at_1_8_ms": _median_ms(lambda: decode(True), 3),
+        "load_average_at_end": [round(v, 1) for v in os.getloadavg()],
         "machine": machine(),
     }
 
