@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -17,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from search import engine, selectors
+from search import engine, query_tokens, selectors
+from search.filters import NO_FILTER, FilterError, parse_filters
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
@@ -50,6 +52,12 @@ def _home_checked(request: HttpRequest) -> HttpResponse:
         normalize_label(request.GET.get("grid_label"))
     except InvalidLabel as exc:
         return _home_page(request, SearchForm(), error=str(exc), status=400)
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        request.image_filter = parse_filters(params)
+    except FilterError as exc:
+        request.image_filter = NO_FILTER
+        return _home_page(request, SearchForm(), error=f"Filter {exc}", status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
@@ -65,13 +73,19 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
+        return redirect(
+            _collection_search_url(form.cleaned_data["query_image"], form.cleaned_data, request.image_filter)
+        )
+    if upload is None and form.cleaned_data["query"]:
+        return _search_saved_query(request, form, form.cleaned_data["query"])
     if upload is None:
         return _home_page(request, form, error="Choose an image file to search with.", status=400)
     if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
         return _home_page(request, form, error=_too_big(upload.size), status=413)
     data = upload.read()
     try:
-        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter)
     except ImageRejected as exc:
         return _home_page(request, form, error=f"“{upload.name}” cannot be searched: {exc}", status=400)
     except engine.UnknownLabel as exc:
@@ -79,7 +93,41 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     except IndexUnavailable as exc:
         return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
     query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+    query["token"] = _query_token(answer, query)
     return _home_page(request, form, answer=answer, query=query)
+
+
+def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """The results page's uploaded query again, with the K and rock type now chosen."""
+    try:
+        saved = query_tokens.saved_query(token)
+        answer = engine.search_by_vector(
+            saved.vector,
+            model_version_id=saved.model_version_id,
+            k=form.cleaned_data["k"],
+            filters=request.image_filter,
+        )
+    except (query_tokens.QueryTokenInvalid, engine.QueryOutdated) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    query = {"name": saved.name, "src": saved.preview, "image": None, "token": token}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
+    return query_tokens.query_token(
+        vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
+    )
+
+
+def _collection_search_url(image_id: int, cleaned: dict, image_filter) -> str:
+    params = {"image": image_id, "k": cleaned["k"], **image_filter.as_params()}
+    if cleaned["label"]:
+        params["label"] = cleaned["label"]
+    return f"{reverse('home')}?{urlencode(params)}#results"
 
 
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
@@ -88,7 +136,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
     if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     try:
-        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None)
+        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter)
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
     except engine.ImageUnreadable as exc:
@@ -104,7 +152,9 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
     grid_label = _grid_label(request)
-    page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    image_filter = getattr(request, "image_filter", NO_FILTER)
+    matching = selectors.images_list(label=grid_label, filters=image_filter)
+    page = Paginator(matching, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
     context = {
@@ -119,6 +169,12 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "page": page,
         "grid_label": grid_label,
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
+        "image_filter": image_filter,
+        "filter_params": image_filter.as_params(),
+        "filter_query": urlencode(image_filter.as_params()),
+        "filter_choices": selectors.filter_choices(),
+        "location": selectors.location_summary(matching) if image_filter else None,
+        "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
     }
     return render(request, "search/home.html", context, status=status)
 

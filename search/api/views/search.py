@@ -38,7 +38,12 @@ class SearchView(APIView):
         query = SearchRequestSerializer(data=request.data)
         query.is_valid(raise_exception=True)
         data = query.validated_data["image"].read()
-        answer = engine.search_by_bytes(data, k=query.validated_data["k"], label=query.validated_data.get("label"))
+        answer = engine.search_by_bytes(
+            data,
+            k=query.validated_data["k"],
+            label=query.validated_data.get("label"),
+            filters=query.validated_data["filters"],
+        )
         return _answer_response(request, answer)
 
 
@@ -57,5 +62,10 @@ class SimilarImagesView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         query = SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        answer = engine.search_by_image(pk, k=query.validated_data["k"], label=query.validated_data.get("label"))
+        answer = engine.search_by_image(
+            pk,
+            k=query.validated_data["k"],
+            label=query.validated_data.get("label"),
+            filters=query.validated_data["filters"],
+        )
         return _answer_response(request, answer)
