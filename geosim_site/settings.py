@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
 from .local_secret import SECRET_KEY_FILE, data_dir, read_secret_key
+from .storage import media_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -129,7 +130,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Let the web process and in-process tasks wait for each other's writes instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    # WAL: pages keep reading while a background job writes (the embedded mode's jobs run on threads).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -146,8 +154,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = GEOSIM_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+# Uploaded media: the local disk under MEDIA_ROOT unless GEOSIM_STORAGE_URL=s3://bucket/prefix (geosim_site/storage.py).
+GEOSIM_STORAGE_URL = env_str("GEOSIM_STORAGE_URL") or None
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(GEOSIM_STORAGE_URL, endpoint_url=env_str("GEOSIM_S3_ENDPOINT_URL") or None),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
@@ -163,6 +173,11 @@ REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+# Without a worker, jobs run on background threads of the web process ("background"), so requests
+# never wait for them; "inline" runs them in the request (the test suite, for determinism).
+GEOSIM_IN_PROCESS_JOBS = env_str("GEOSIM_IN_PROCESS_JOBS", "background")
+if GEOSIM_IN_PROCESS_JOBS not in {"background", "inline"}:
+    raise ImproperlyConfigured("GEOSIM_IN_PROCESS_JOBS must be 'background' or 'inline'.")
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,9 +13,10 @@ from search.archives import ArchiveRejected, SourceFile
 from search.forms import BulkUploadForm, ImageAdminForm, MetadataImportForm
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.archive_import import archive_import_request, archive_store
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
-from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
+from search.services.metadata import MetadataFileRejected, metadata_import_csv
 
 admin.site.site_header = "GeoSim administration"
 admin.site.site_title = "GeoSim admin"
@@ -113,18 +111,15 @@ class ImageAdmin(admin.ModelAdmin):
             return redirect("admin:index")
         form = BulkUploadForm(request.POST, request.FILES) if request.method == "POST" else BulkUploadForm()
         if request.method == "POST" and form.is_valid():
+            if form.cleaned_data.get("archive"):
+                return self._archive_import_started(request, form.cleaned_data)
             try:
                 summary = _import_uploads(form.cleaned_data, user=request.user)
             except (ArchiveRejected, ImageRejected) as exc:
                 form.add_error(None, str(exc))
             else:
-                level = messages.WARNING if summary.rejected else messages.SUCCESS
-                rejected = "; ".join(f"{name}: {reason}" for name, reason in summary.rejected[:10])
-                messages.add_message(
-                    request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
-                )
-                # A staff user without the admin's view permission follows the processing on /jobs/.
-                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+                _upload_message(request, summary.line(), summary.rejected)
+                return self._after_upload(request)
         context = {
             **self.admin_site.each_context(request),
             "form": form,
@@ -133,22 +128,38 @@ class ImageAdmin(admin.ModelAdmin):
         }
         return render(request, "admin/search/image/upload.html", context)
 
+    def _archive_import_started(self, request, data: dict):
+        """An archive is imported by a job (it may hold thousands of images): the page answers at once."""
+        upload = data["archive"]
+        job = archive_import_request(
+            path=archive_store(upload), label=data.get("label") or None, source=upload.name, uploaded_by=request.user
+        )
+        job.refresh_from_db()
+        if job.status == Job.Status.SUCCEEDED:  # in-process jobs run inline (GEOSIM_IN_PROCESS_JOBS=inline)
+            rejected = [tuple(line.split(": ", 1)) for line in job.result.get("rejected", [])]
+            _upload_message(request, job.result["line"], rejected)
+            return self._after_upload(request)
+        if job.status == Job.Status.FAILED:
+            messages.error(request, f"Upload of {upload.name}: {job.error}")
+            return redirect("admin:search_image_upload")
+        _job_started(request, job, f"Import of {upload.name}")
+        return redirect("jobs")
+
+    def _after_upload(self, request):
+        # A staff user without the admin's view permission follows the processing on /jobs/.
+        return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+
+
+def _upload_message(request, line: str, rejected) -> None:
+    level = messages.WARNING if rejected else messages.SUCCESS
+    shown = "; ".join(f"{name}: {reason}" for name, reason in list(rejected)[:10])
+    messages.add_message(request, level, f"Upload: {line}." + (f" Rejected — {shown}" if shown else ""))
+
 
 def _import_uploads(data: dict, *, user):
-    label = data.get("label") or None
-    if data.get("archive"):
-        upload = data["archive"]
-        suffix = "".join(Path(upload.name).suffixes[-2:]) or ".zip"
-        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-            handle.flush()
-            summary, _metadata = images_import_path_with_metadata(
-                Path(handle.name), label=label, source=upload.name, uploaded_by=user
-            )
-            return summary
+    """Image files uploaded together (archives go to an import job: _archive_import_started)."""
     files = [SourceFile(name=f.name, data=f.read(), label=None) for f in data["files"]]
-    return images_import(files, label=label, source="admin upload", uploaded_by=user)
+    return images_import(files, label=data.get("label") or None, source="admin upload", uploaded_by=user)
 
 
 class RebuildIndexMixin:

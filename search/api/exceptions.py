@@ -25,6 +25,7 @@ from search.engine import ImageUnreadable, IndexUnavailable, UnknownImage, Unkno
 from search.filters import FilterError
 from search.imaging import ImageRejected
 from search.labels import InvalidLabel
+from search.services.feedback import FeedbackError
 from training.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=400, code="invalid_image", fields={"image": [str(exc)]})
     if isinstance(exc, UnknownLabel):
         return ApiError(str(exc), status_code=400, code="unknown_label", fields={"label": [str(exc)]})
+    if isinstance(exc, FeedbackError):
+        return ApiError(str(exc), status_code=400, code="invalid_feedback", fields={exc.param: [exc.message]})
     if isinstance(exc, FilterError):
         return ApiError(str(exc), status_code=400, code="invalid_filter", fields={exc.param: [exc.message]})
     if isinstance(exc, DjangoValidationError):  # a model rule the serializer did not repeat

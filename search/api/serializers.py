@@ -12,8 +12,10 @@ from search.filters import FilterError, parse_filters
 from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
 from search.limits import MAX_K
 from search.models import Image, Job
+from search.services.feedback import FeedbackError, parse_ids
 
 from .exceptions import PayloadTooLarge
+from .export_format import format_field
 
 # -- requests ------------------------------------------------------------------------------------------
 
@@ -69,6 +71,7 @@ class FilterFieldsMixin(serializers.Serializer):
 
 
 class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
+    format = format_field()
     k = serializers.IntegerField(
         min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
     )
@@ -76,13 +79,33 @@ class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Seriali
 
 
 class ImageListQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
+    format = format_field()
     label = _label_field("Only images of this rock type.")
 
 
 class SearchRequestSerializer(SimilarQuerySerializer):
     image = serializers.FileField(
-        help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES."
+        required=False,
+        help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES. "
+        "Optional when `positive` ids are given.",
     )
+    positive = serializers.CharField(
+        required=False, allow_blank=True, help_text="Relevance feedback: ids of images to move towards, e.g. 12,40,7."
+    )
+    negative = serializers.CharField(
+        required=False, allow_blank=True, help_text="Relevance feedback: ids of images to move away from."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        try:
+            attrs["positive"] = parse_ids(attrs.get("positive"), "positive")
+            attrs["negative"] = parse_ids(attrs.get("negative"), "negative")
+        except FeedbackError as exc:
+            raise serializers.ValidationError({exc.param: [exc.message]}) from None
+        if attrs.get("image") is None and not attrs["positive"]:
+            raise serializers.ValidationError({"image": ["Send an image, or positive image ids, to search with."]})
+        return attrs
 
     def validate_image(self, upload):
         return _checked_upload(upload)
@@ -188,6 +211,15 @@ class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
 class SearchHitSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     score = serializers.FloatField(help_text="Cosine similarity, higher is closer; results are sorted by it.")
+    similarity = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "Calibrated probability that the result shows the same rock type as the query, from the model's "
+            "calibration fitted on held-out images (non-decreasing in the score). Models without a "
+            "calibration report the score clipped to [0, 1]."
+        ),
+    )
     label = serializers.CharField(allow_null=True)
     image_url = serializers.URLField()
 
@@ -195,10 +227,10 @@ class SearchHitSerializer(serializers.Serializer):
 class SearchAnswerSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
     predicted_label = serializers.CharField(
-        allow_null=True, help_text="Rock type by a score-weighted vote of the nearest neighbours."
+        allow_null=True, help_text="Rock type by a similarity-weighted vote of the nearest neighbours."
     )
     vote = serializers.DictField(
-        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' vote (sums to 1)."
+        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' similarity (sums to 1)."
     )
     model_version = serializers.CharField()
     index_version = serializers.IntegerField()

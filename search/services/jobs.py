@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from search.models import Job
+from search.services import in_process
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,14 @@ _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
 QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
 RUN_JOB_TASK = "search.run_job"  # the Celery task (search/tasks.py) that runs one job by id
+JOB_QUEUE = "celery"  # indexing work: processing uploads, rebuilds, model switches
+LOW_PRIORITY_QUEUE = "geosim-low"  # projections for the explorer: never ahead of indexing work
+LOW_PRIORITY_KINDS = frozenset({Job.Kind.PROJECTION})
+
+
+def job_queue(kind: str) -> str:
+    """The queue a job kind runs on (Celery queue, or in-process thread in the embedded mode)."""
+    return LOW_PRIORITY_QUEUE if kind in LOW_PRIORITY_KINDS else JOB_QUEUE
 
 JobHandler = Callable[[Job, "JobProgress"], dict | None]
 
@@ -106,12 +115,20 @@ def job_enqueue(job_id: int) -> bool:
 
 def _send_run_job(job_id: int) -> None:
     """Send the run-job task by name, so this module needs no import of the task module."""
+    kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+    queue = job_queue(kind or "")
     if current_app.conf.task_always_eager:
         # In-process tasks (the embedded mode, tests): send_task ignores eager mode, so run the
-        # registered task here instead.
-        current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+        # registered task here, on a background thread unless GEOSIM_IN_PROCESS_JOBS=inline.
+        def run() -> None:
+            current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+
+        if settings.GEOSIM_IN_PROCESS_JOBS == "background":
+            in_process.submit(run, queue=queue)
+        else:
+            run()
     else:
-        current_app.send_task(RUN_JOB_TASK, args=(job_id,))
+        current_app.send_task(RUN_JOB_TASK, args=(job_id,), queue=queue)
 
 
 def job_execute(job_id: int, *, heartbeat: bool = False) -> None:

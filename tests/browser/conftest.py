@@ -40,10 +40,8 @@ def chromium():
 
 
 @pytest.fixture
-def site(live_server, settings):
-    """The live server's base URL, serving this test's media files."""
-    settings.ROOT_URLCONF = "tests.browser.urls"
-    settings.GEOSIM_SERVE_MEDIA = True
+def site(live_server):
+    """The live server's base URL; the site's own media view serves this test's MEDIA_ROOT (read per request)."""
     return live_server.url
 
 

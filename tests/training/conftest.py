@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 CLASSES = ("andesite", "gneiss", "schist")
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def texture(label_index: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:
@@ -74,8 +73,24 @@ def tiny_trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folde
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     code = main(
-        ["--data", str(tiny_folder), "--out", str(out), "--epochs", "2", "--seed", "1", "--batch-size", "24",
-         "--widths", "8,16", "--val-fraction", "0.25", "--test-fraction", "0.25"]
+        [
+            "--data",
+            str(tiny_folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--batch-size",
+            "24",
+            "--widths",
+            "8,16",
+            "--val-fraction",
+            "0.25",
+            "--test-fraction",
+            "0.25",
+        ]
     )
     assert code == 0
     return out

@@ -59,5 +59,6 @@ class Command(BaseCommand):
         )
         for rank, hit in enumerate(payload["results"], 1):
             self.stdout.write(
-                f"{rank:>3}. #{hit['id']:<8} {hit['score']:.4f}  {hit['label'] or '—':<12} {hit['image_url']}"
+                f"{rank:>3}. #{hit['id']:<8} similarity {hit['similarity']:.2f}  cosine {hit['score']:.4f}  "
+                f"{hit['label'] or '—':<12} {hit['image_url']}"
             )
