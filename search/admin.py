@@ -132,7 +132,10 @@ class ImageAdmin(admin.ModelAdmin):
         """An archive is imported by a job (it may hold thousands of images): the page answers at once."""
         upload = data["archive"]
         job = archive_import_request(
-            path=archive_store(upload), label=data.get("label") or None, source=upload.name, uploaded_by=request.user
+            stored_name=archive_store(upload),
+            label=data.get("label") or None,
+            source=upload.name,
+            uploaded_by=request.user,
         )
         job.refresh_from_db()
         if job.status == Job.Status.SUCCEEDED:  # in-process jobs run inline (GEOSIM_IN_PROCESS_JOBS=inline)
