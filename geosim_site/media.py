@@ -8,13 +8,18 @@ Media on the local disk are served by Django's static view; media in object stor
 (``GEOSIM_STORAGE_URL=s3://...``) are streamed from the store, so the bucket can stay private.
 """
 
+import logging
+
+from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.views.static import serve
 
 from geosim_site.storage import is_local
 
+logger = logging.getLogger(__name__)
+_OBJECT_STORE_ERRORS = (BotoCoreError, ClientError)
 _ALLOWED_PREFIXES = ("images/", "thumbnails/")
 _IMAGE_TYPES = {
     "jpg": "image/jpeg",
@@ -33,7 +38,15 @@ def serve_media(request, path: str):
     if is_local(default_storage):
         response = serve(request, path, document_root=settings.MEDIA_ROOT)
     else:
-        response = _from_object_store(path)
+        try:
+            response = _from_object_store(path)
+        except _OBJECT_STORE_ERRORS as exc:  # unreachable or failing: say so, and let nothing cache it
+            logger.warning("Object store unavailable while serving %s: %s", path, exc)
+            unavailable = HttpResponse("The image store is unavailable; try again later.", status=503)
+            unavailable["Content-Type"] = "text/plain; charset=utf-8"
+            unavailable["Cache-Control"] = "no-store"
+            unavailable["Retry-After"] = "30"
+            return unavailable
     response["Content-Type"] = _IMAGE_TYPES[extension]
     response["X-Content-Type-Options"] = "nosniff"
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"

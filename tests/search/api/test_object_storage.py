@@ -227,3 +227,5 @@ def test_an_unreachable_object_store_is_a_503_and_adds_nothing(s3_media, setting
     assert response.status_code == 503, response.content[:300]
     assert response.json()["error"]["code"] == "storage_unavailable"
     assert not Image.objects.exists()
+    served = callers.anonymous.get("/media/images/00/00/any.jpg")  # an image stored before: 503, not cached
+    assert served.status_code == 503 and served["Cache-Control"] == "no-store"
