@@ -49,12 +49,13 @@ def embed_images(model_version: ModelVersion, images: list[Image.Image]) -> np.n
     embedder = get_embedder(model_version)
     if len(images) == 1:
         return embedder.embed_images(images)
-    with _torch_threads(settings.GEOSIM_BUILD_THREADS):
+    with torch_threads(settings.GEOSIM_BUILD_THREADS):
         return embedder.embed_images(images, batch_size=settings.GEOSIM_BATCH_SIZE)
 
 
 @contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch CPU threads (process-wide), then restore the previous count."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

@@ -4,10 +4,15 @@ One code path serves the web page, the REST API and ``manage.py search_similar``
 embedded with the model the live index was built with (so a model change can never mix vector
 spaces), searched with one FAISS thread (fastest for single queries), and the rock type is predicted
 by a score-weighted vote of the nearest neighbours.
+
+A query may be a ``region`` of the image (:mod:`search.regions`). A result larger than the model's
+input gets a ``match_box``: the crop of it that best matches the query (``Embedder.locate``), computed
+for the K results only, never for the whole index.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -20,6 +25,9 @@ from search.imaging import decode_image
 from search.index import set_search_threads
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
+from search.regions import Region, crop_region
+
+logger = logging.getLogger(__name__)
 
 VOTE_NEIGHBOURS = 10
 MAX_K = 100
@@ -37,6 +45,7 @@ class UnknownLabel(ValueError):
 class SearchHit:
     image: Image
     score: float
+    match_box: tuple[int, int, int, int] | None = None
 
 
 @dataclass
@@ -50,17 +59,26 @@ class SearchAnswer:
     query_image: Image | None = field(default=None)
 
 
-def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None) -> SearchAnswer:
-    """Search with an uploaded image (raises ImageRejected for bad bytes, IndexUnavailable, UnknownLabel)."""
+def search_by_bytes(
+    data: bytes, *, k: int = 5, label: str | None = None, region: Region | None = None
+) -> SearchAnswer:
+    """Search with an uploaded image, or a region of it.
+
+    Raises ImageRejected for bad bytes, InvalidRegion for a region outside the image, IndexUnavailable,
+    UnknownLabel.
+    """
     started = time.perf_counter()
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
+    query = crop_region(picture.image, region) if region else picture.image
     loaded = live_index.current()
-    vector = embedder.embed_images(loaded.version.model_version, [picture.image])
+    vector = embedder.embed_images(loaded.version.model_version, [query])
     return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
 
 
-def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> SearchAnswer:
-    """Search with an image of the collection; the image itself is excluded from the results."""
+def search_by_image(
+    image_id: int, *, k: int = 5, label: str | None = None, region: Region | None = None
+) -> SearchAnswer:
+    """Search with an image of the collection, or a region of it; the image itself is excluded from the results."""
     started = time.perf_counter()
     image = Image.objects.filter(pk=image_id).first()
     if image is None:
@@ -68,12 +86,12 @@ def search_by_image(image_id: int, *, k: int = 5, label: str | None = None) -> S
     loaded = live_index.current()
     model_version = loaded.version.model_version
     stored = Embedding.objects.filter(image=image, model_version=model_version).values_list("vector", flat=True)
-    if stored:
+    if stored and region is None:
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
-    else:  # not embedded yet (its job is still queued): embed it now
+    else:  # a region, or not embedded yet (its job is still queued): embed it now
         with image.file.open("rb") as handle:
-            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS)
-        vector = embedder.embed_images(model_version, [picture.image])
+            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image
+        vector = embedder.embed_images(model_version, [crop_region(picture, region) if region else picture])
     answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
@@ -103,6 +121,7 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         for s, i in zip(hit_scores[0], hit_ids[0], strict=True)
         if i >= 0 and int(i) in images  # an image deleted since the index version was built is skipped
     ]
+    hits = _with_match_boxes(loaded.version.model_version, hits, vector[0])
     return SearchAnswer(
         hits=hits,
         predicted_label=max(vote, key=vote.get) if vote else None,
@@ -111,6 +130,32 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         index_version=loaded.version.version,
         took_ms=(time.perf_counter() - started) * 1000,
     )
+
+
+def _with_match_boxes(model_version, hits: list[SearchHit], query: np.ndarray) -> list[SearchHit]:
+    """Hits, those larger than the model's input with the box of their crop that best matches the query."""
+    model = embedder.get_embedder(model_version)
+    out = []
+    for hit in hits:
+        box = None
+        if max(hit.image.width, hit.image.height) > model.input_size:
+            box = _locate(model, hit.image, query)
+        out.append(SearchHit(image=hit.image, score=hit.score, match_box=box) if box else hit)
+    return out
+
+
+def _locate(model, image: Image, query: np.ndarray) -> tuple[int, int, int, int] | None:
+    try:
+        with image.file.open("rb") as handle:
+            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    except Exception:  # a file lost from disk: the hit is still an answer, only without its box
+        logger.warning("Image %s could not be read to locate the match.", image.pk, exc_info=True)
+        return None
+    found = model.locate(picture, query)
+    if found is None:
+        return None
+    (x, y, w, h), _cosine = found
+    return int(x), int(y), int(w), int(h)
 
 
 _threads_set = False
@@ -141,18 +186,22 @@ def _vote(scores: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict
 def answer_payload(answer: SearchAnswer, *, absolute_url=lambda url: url) -> dict:
     """The JSON shape shared by POST /api/v1/search/, the similar-images endpoint and search_similar --json."""
     return {
-        "results": [
-            {
-                "id": hit.image.pk,
-                "score": round(hit.score, 6),
-                "label": hit.image.label,
-                "image_url": absolute_url(hit.image.file.url),
-            }
-            for hit in answer.hits
-        ],
+        "results": [_hit_payload(hit, absolute_url) for hit in answer.hits],
         "predicted_label": answer.predicted_label,
         "vote": answer.vote,
         "model_version": answer.model_version,
         "index_version": answer.index_version,
         "took_ms": round(answer.took_ms, 3),
     }
+
+
+def _hit_payload(hit: SearchHit, absolute_url) -> dict:
+    payload = {
+        "id": hit.image.pk,
+        "score": round(hit.score, 6),
+        "label": hit.image.label,
+        "image_url": absolute_url(hit.image.file.url),
+    }
+    if hit.match_box is not None:
+        payload["match_box"] = list(hit.match_box)
+    return payload

@@ -62,3 +62,35 @@ class SearchForm(forms.Form):
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K
+
+
+class ModelVersionRegisterForm(forms.Form):
+    """The admin's "add model version": a checkpoint file uploaded, or one already on the server."""
+
+    checkpoint = forms.FileField(
+        required=False, help_text="A checkpoint written by `python -m training.train` (a .pt file)."
+    )
+    path = forms.CharField(
+        required=False,
+        max_length=500,
+        label="or path on the server",
+        help_text="A checkpoint file under GEOSIM_DATA_DIR, e.g. models/lab.pt (relative to it) or an absolute path.",
+    )
+    name = forms.CharField(required=False, max_length=100, help_text="Default: the file name and its hash.")
+    activate = forms.BooleanField(
+        required=False, help_text="Then switch searches to it (re-embeds every image in the background)."
+    )
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("checkpoint")) == bool((data.get("path") or "").strip()):
+            raise forms.ValidationError("Upload a checkpoint file or give the path of one on the server (not both).")
+        return data
+
+
+class TrainModelForm(forms.Form):
+    """The admin's "Train a model" button: optional epochs, name and activation."""
+
+    epochs = forms.IntegerField(required=False, min_value=1, max_value=500)
+    name = forms.CharField(required=False, max_length=100)
+    activate = forms.BooleanField(required=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
-from search.models import Image, IndexVersion, Job
+from search.models import Image, IndexVersion, Job, ModelVersion
 
 
 def images_list(*, label: str | None = None) -> QuerySet[Image]:
@@ -24,6 +24,11 @@ def label_counts() -> list[dict]:
 def active_index_version() -> IndexVersion | None:
     """The index version that answers searches now, with its model version."""
     return IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+
+
+def model_versions() -> QuerySet[ModelVersion]:
+    """Every model version, newest first."""
+    return ModelVersion.objects.order_by("-created_at", "-id")
 
 
 def jobs_recent(*, limit: int = 100) -> QuerySet[Job]:

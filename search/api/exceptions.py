@@ -22,6 +22,9 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from search.engine import IndexUnavailable, UnknownImage, UnknownLabel
 from search.imaging import ImageRejected
+from search.regions import InvalidRegion
+from search.services.model_training import TrainingBusy, TrainingRejected
+from search.services.model_versions import ModelVersionRejected
 from training.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -92,6 +95,12 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=400, code="invalid_image", fields={"image": [str(exc)]})
     if isinstance(exc, UnknownLabel):
         return ApiError(str(exc), status_code=400, code="unknown_label", fields={"label": [str(exc)]})
+    if isinstance(exc, InvalidRegion):
+        return ApiError(str(exc), status_code=400, code="invalid_region", fields={"region": [str(exc)]})
+    if isinstance(exc, TrainingBusy):
+        return ApiError(str(exc), status_code=409, code="training_running")
+    if isinstance(exc, TrainingRejected | ModelVersionRejected):
+        return ApiError(str(exc), status_code=400, code="invalid")
     if isinstance(exc, UnknownImage):
         return ApiError(str(exc), status_code=404, code="not_found")
     if isinstance(exc, IndexUnavailable):

@@ -12,6 +12,7 @@ _DESCRIPTIONS = {
     403: "Authenticated, but not a staff user.",
     404: "No such object.",
     413: "The upload is larger than GEOSIM_MAX_UPLOAD_BYTES.",
+    409: "Conflicts with work in progress (e.g. a training job is already running).",
     415: "The body is not multipart/form-data.",
     429: "Too many requests; Retry-After says when to try again.",
     503: "No usable search index (none built yet, or being rebuilt), or the database is down; see Retry-After.",

@@ -27,7 +27,7 @@ from search.index import VectorIndex, build_index, search_threads
 from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobProgress, job_create
-from search.services.model_versions import model_version_ensure_active
+from search.services.model_versions import model_version_ensure_active, model_version_make_active
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ def index_rebuild(job: Job, progress: JobProgress) -> dict:
             index.remove(gone)
         version = _save_and_activate(index, target)
         if not target.is_active:
-            ModelVersion.objects.filter(is_active=True).update(is_active=False)
-            ModelVersion.objects.filter(pk=target.pk).update(is_active=True)
+            model_version_make_active(target)
     progress.advance(0, force=True)
     return {
         "index_version": version.version,

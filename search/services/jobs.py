@@ -28,6 +28,10 @@ _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
 QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
 _RETRIED_KINDS = (Job.Kind.PROCESS, Job.Kind.REMOVE)
+# Long work goes to its own Celery queue, so a training run never holds the slot that indexing
+# and uploads need (docker-compose runs a worker for each queue); the default queue is "celery".
+TRAINING_QUEUE = "training"
+_QUEUE_FOR_KIND = {Job.Kind.TRAIN_MODEL: TRAINING_QUEUE}
 
 
 class JobProgress:
@@ -50,20 +54,38 @@ class JobProgress:
             self.job.progress = min(self.job.done / total, 1.0)
             Job.objects.filter(pk=self.job.pk).update(done=self.job.done, progress=self.job.progress)
 
+    def report(self, **details) -> None:
+        """Show details of a running job (e.g. the last epoch's metrics) in its ``result`` right away."""
+        self.job.result = {**(self.job.result or {}), **details}
+        Job.objects.filter(pk=self.job.pk).update(result=self.job.result)
+
 
 def job_create(*, kind: str, total: int = 0, params: dict | None = None, created_by=None) -> Job:
     """Create a pending job and send it to a worker once the surrounding transaction commits."""
     job = Job.objects.create(kind=kind, total=total, params=params or {}, created_by=created_by)
-    transaction.on_commit(lambda: job_enqueue(job.pk))
+    transaction.on_commit(lambda: job_enqueue(job.pk, kind=job.kind))
     return job
 
 
-def job_enqueue(job_id: int) -> bool:
-    """Send a job to the workers; on a broker failure keep it pending for the sweep and return False."""
+def job_queue(kind: str) -> str:
+    """The Celery queue that jobs of a kind are sent to."""
+    return _QUEUE_FOR_KIND.get(kind, "celery")
+
+
+def job_enqueue(job_id: int, *, kind: str | None = None) -> bool:
+    """Send a job to the workers; on a broker failure keep it pending for the sweep and return False.
+
+    With in-process tasks (the embedded mode) a training job runs in a background thread instead,
+    so the request or command that started it answers at once, as it does with a real worker.
+    """
     from search.tasks import run_job
 
+    kind = kind or Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+    if run_job.app.conf.task_always_eager and kind in _QUEUE_FOR_KIND:
+        threading.Thread(target=_execute_in_thread, args=(job_id,), name=f"job-{job_id}", daemon=True).start()
+        return True
     try:
-        run_job.delay(job_id)
+        run_job.apply_async((job_id,), queue=job_queue(kind))
     except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
         logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(error=QUEUE_UNREACHABLE)
@@ -117,8 +139,8 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
     Sending a job twice is harmless: only one worker can claim a pending job.
     """
     cutoff = timezone.now() - older_than
-    ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True))
-    sent = sum(job_enqueue(job_id) for job_id in ids)
+    ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", "kind"))
+    sent = sum(job_enqueue(job_id, kind=kind) for job_id, kind in ids)
     if ids:
         logger.info("Sweep: re-sent %s of %s pending jobs.", sent, len(ids))
     return sent
@@ -155,6 +177,13 @@ def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     return recovered
 
 
+def _execute_in_thread(job_id: int) -> None:
+    try:
+        job_execute(job_id)
+    finally:
+        connections.close_all()  # this thread's own database connection
+
+
 class _Heartbeat:
     """A daemon thread stamping a running job's heartbeat_at until the block ends."""
 
@@ -183,7 +212,7 @@ class _Heartbeat:
 
 def _handler_for(kind: str) -> Callable:
     # Imported here: handlers live in the service module of their capability and import this one.
-    from search.services import indexing, processing, projection
+    from search.services import indexing, model_training, processing, projection
 
     handlers = {
         Job.Kind.PROCESS: processing.images_process,
@@ -191,6 +220,7 @@ def _handler_for(kind: str) -> Callable:
         Job.Kind.REINDEX: indexing.index_rebuild,
         Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
         Job.Kind.PROJECTION: projection.projection_compute,
+        Job.Kind.TRAIN_MODEL: model_training.model_train,
     }
     try:
         return handlers[kind]

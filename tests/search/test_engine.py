@@ -188,7 +188,7 @@ def test_concurrent_requests_join_one_reindex(monkeypatch):
     from search.services import jobs
 
     _add(3)
-    monkeypatch.setattr(jobs, "job_enqueue", lambda job_id: False)  # queued, not yet picked up
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job_id, **kwargs: False)  # queued, not yet picked up
     first = indexing.reindex_request()
     second = indexing.reindex_request()
     assert first.pk == second.pk

@@ -79,17 +79,17 @@ def test_heartbeat_is_stamped_while_running(monkeypatch, settings):
 def test_broker_down_keeps_job_pending_then_sweep_sends_it(monkeypatch):
     from search import tasks
 
-    def unreachable(job_id):
+    def unreachable(args, **options):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
-    monkeypatch.setattr(tasks.run_job, "delay", unreachable)
+    monkeypatch.setattr(tasks.run_job, "apply_async", unreachable)
     job = Job.objects.create(kind=Job.Kind.PROCESS)
     assert jobs.job_enqueue(job.pk) is False
     assert Job.objects.get(pk=job.pk).status == Job.Status.PENDING
     sent = []
-    monkeypatch.setattr(tasks.run_job, "delay", lambda job_id: sent.append(job_id))
+    monkeypatch.setattr(tasks.run_job, "apply_async", lambda args, **options: sent.append((args, options)))
     assert jobs.jobs_enqueue_pending(older_than=timedelta(0)) == 1
-    assert sent == [job.pk]
+    assert sent == [((job.pk,), {"queue": "celery"})]
 
 
 def test_stale_running_jobs_are_failed_and_idempotent_ones_retried():

@@ -38,7 +38,12 @@ class SearchView(APIView):
         query = SearchRequestSerializer(data=request.data)
         query.is_valid(raise_exception=True)
         data = query.validated_data["image"].read()
-        answer = engine.search_by_bytes(data, k=query.validated_data["k"], label=query.validated_data.get("label"))
+        answer = engine.search_by_bytes(
+            data,
+            k=query.validated_data["k"],
+            label=query.validated_data.get("label"),
+            region=query.validated_data.get("region"),
+        )
         return _answer_response(request, answer)
 
 

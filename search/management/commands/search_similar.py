@@ -1,4 +1,4 @@
-"""python manage.py search_similar IMAGE [-k 5] [--json]"""
+"""python manage.py search_similar IMAGE [-k 5] [--region x,y,w,h] [--json]"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from search.engine import IndexUnavailable, UnknownLabel, answer_payload, search_by_bytes
 from search.imaging import ImageRejected
+from search.regions import InvalidRegion, parse_region
 
 
 class Command(BaseCommand):
@@ -18,18 +19,27 @@ class Command(BaseCommand):
         parser.add_argument("image", type=Path)
         parser.add_argument("-k", type=int, default=5, help="number of results (1–100)")
         parser.add_argument("--label", help="only images of this rock type")
+        parser.add_argument(
+            "--region", help="search with this part of the image: x,y,w,h in pixels (after EXIF orientation)"
+        )
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the API's JSON answer")
 
-    def handle(self, *args, image: Path, k: int, label: str | None, as_json: bool, **options) -> None:
+    def handle(
+        self, *args, image: Path, k: int, label: str | None, region: str | None, as_json: bool, **options
+    ) -> None:
         if not 1 <= k <= 100:
             raise CommandError("-k must be between 1 and 100.")
+        try:
+            area = parse_region(region)
+        except InvalidRegion as exc:
+            raise CommandError(f"--region: {exc}") from None
         try:
             data = image.read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {image}: {exc.strerror}.") from None
         try:
-            answer = search_by_bytes(data, k=k, label=label)
-        except (ImageRejected, IndexUnavailable, UnknownLabel) as exc:
+            answer = search_by_bytes(data, k=k, label=label, region=area)
+        except (ImageRejected, InvalidRegion, IndexUnavailable, UnknownLabel) as exc:
             raise CommandError(str(exc)) from None
         payload = answer_payload(answer)
         if as_json:
@@ -40,6 +50,7 @@ class Command(BaseCommand):
             f"(model {answer.model_version}, index v{answer.index_version}, {answer.took_ms:.1f} ms)"
         )
         for rank, hit in enumerate(payload["results"], 1):
+            box = f"  match {','.join(map(str, hit['match_box']))}" if "match_box" in hit else ""
             self.stdout.write(
-                f"{rank:>3}. #{hit['id']:<8} {hit['score']:.4f}  {hit['label'] or '—':<12} {hit['image_url']}"
+                f"{rank:>3}. #{hit['id']:<8} {hit['score']:.4f}  {hit['label'] or '—':<12} {hit['image_url']}{box}"
             )
