@@ -25,7 +25,7 @@ from search.imaging import decode_image
 from search.index import set_search_threads
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
-from search.regions import Region, crop_region
+from search.regions import InvalidRegion, Region, crop_region  # noqa: F401 — InvalidRegion re-exported
 
 logger = logging.getLogger(__name__)
 
