@@ -6,7 +6,6 @@ import pytest
 
 from search.models import Image, Job, ModelVersion
 from search.services.model_versions import model_version_ensure_active, model_version_register
-from tests.conftest import image_bytes
 
 from .conftest import CALLERS, WRITE_DENIED, assert_error
 
