@@ -59,9 +59,20 @@ class SearchForm(forms.Form):
         },
     )
     label = forms.CharField(required=False, max_length=64)
+    region = forms.CharField(
+        required=False, max_length=100, help_text="x,y,w,h in pixels of the query image: search only that part."
+    )
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K
+
+    def clean_region(self):
+        from search.regions import InvalidRegion, parse_region  # light: no torch
+
+        try:
+            return parse_region(self.cleaned_data.get("region"))
+        except InvalidRegion as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ModelVersionRegisterForm(forms.Form):
