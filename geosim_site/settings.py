@@ -92,6 +92,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "search.middleware.ApiGuardMiddleware",  # /api/: 413 before reading big bodies, JSON errors
+    "search.middleware.QueryStringGuardMiddleware",  # ?x=%00 → 400 (Postgres cannot hold NUL)
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -6,6 +6,8 @@ from django.urls import include, path, re_path
 
 from geosim_site.media import serve_media
 
+handler500 = "search.error_views.server_error"  # a database outage is a 503 page, not a 500
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("search.api.urls")),

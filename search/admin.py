@@ -16,10 +16,10 @@ from search.archives import ArchiveRejected, SourceFile
 from search.forms import BulkUploadForm, ModelVersionRegisterForm, TrainModelForm
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
-from search.services.indexing import reindex_request
+from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import, images_import_path
 from search.services.model_training import TrainingRejected, training_request
-from search.services.model_versions import ModelVersionRejected, model_version_activate, model_version_register
+from search.services.model_versions import ModelVersionRejected, model_version_register
 from training.checkpoint import CheckpointError
 
 admin.site.site_header = "GeoSim administration"

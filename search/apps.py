@@ -7,4 +7,10 @@ class SearchConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from search import signals  # noqa: F401 — connects the receivers
+        # Imported here, not at module level: Django loads models only after every app config exists.
+        from search import live_index, signals, tasks  # noqa: F401 — signals connects receivers, tasks registers them
+        from search.services.indexing import reindex_request
+        from search.services.job_handlers import register_job_handlers
+
+        register_job_handlers()
+        live_index.on_index_damaged(reindex_request)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from django import forms
 
+from search.labels import LABEL_MAX_LENGTH, InvalidLabel, normalize_label
+from search.limits import MAX_K
+from search.regions import InvalidRegion, parse_region
+
 DEFAULT_K = 10
-MAX_K = 100  # search.engine.MAX_K; not imported, so the admin does not load torch at start-up
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -34,7 +37,9 @@ class BulkUploadForm(forms.Form):
     files = MultipleFileField(required=False, help_text="One or more image files.")
     archive = forms.FileField(required=False, help_text="Or one .zip/.tar/.tar.gz/.tar.xz of class-per-folder images.")
     label = forms.CharField(
-        required=False, max_length=64, help_text="Rock type for every image (default: the archive's folder names)."
+        required=False,
+        max_length=LABEL_MAX_LENGTH,
+        help_text="Rock type for every image (default: the archive's folder names).",
     )
 
     def clean(self):
@@ -58,7 +63,7 @@ class SearchForm(forms.Form):
             "max_value": f"K must be between 1 and {MAX_K}.",
         },
     )
-    label = forms.CharField(required=False, max_length=64)
+    label = forms.CharField(required=False, strip=False)
     region = forms.CharField(
         required=False, max_length=100, help_text="x,y,w,h in pixels of the query image: search only that part."
     )
@@ -67,12 +72,20 @@ class SearchForm(forms.Form):
         return self.cleaned_data.get("k") or DEFAULT_K
 
     def clean_region(self):
-        from search.regions import InvalidRegion, parse_region  # light: no torch
-
         try:
             return parse_region(self.cleaned_data.get("region"))
         except InvalidRegion as exc:
             raise forms.ValidationError(str(exc)) from None
+
+    def clean_label(self) -> str:
+        return _cleaned_label(self.cleaned_data.get("label"))
+
+
+def _cleaned_label(value: str | None) -> str:
+    try:
+        return normalize_label(value) or ""
+    except InvalidLabel as exc:
+        raise forms.ValidationError(str(exc)) from None
 
 
 class ModelVersionRegisterForm(forms.Form):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,16 @@ class _State:
 _lock = threading.Lock()
 _state = _State()
 _RETRY_FAILED_SECONDS = 5.0
+_damage_handler: Callable[[], object] | None = None
+
+
+def on_index_damaged(handler: Callable[[], object]) -> None:
+    """Set what to do when the live index's files prove unusable (wired in search/apps.py: request a rebuild).
+
+    Injected rather than imported, so this low-level module does not depend on the services above it.
+    """
+    global _damage_handler
+    _damage_handler = handler
 
 
 def current() -> LoadedIndex:
@@ -113,9 +124,10 @@ def reset() -> None:
 
 def _request_rebuild() -> None:
     # A damaged or mismatched index is rebuilt from the stored embeddings, never served.
-    from search.services.indexing import reindex_request
-
+    if _damage_handler is None:
+        logger.error("The live index is unusable and no damage handler is wired to rebuild it.")
+        return
     try:
-        reindex_request()
+        _damage_handler()
     except Exception:  # the database may be what is failing; the next search will try again
         logger.exception("Could not request a rebuild of the damaged index.")

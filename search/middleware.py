@@ -1,17 +1,17 @@
-"""Guards for /api/: bounded uploads, URLs with or without their trailing slash, JSON for every error."""
+"""Request guards: for /api/, bounded uploads, URLs with or without their trailing slash, JSON for every
+error; for every URL, query strings a database cannot hold are refused."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
+from django.shortcuts import render
 from django.urls import is_valid_path
 
 from search.api.exceptions import PayloadTooLarge, generic_error, json_error
+from search.limits import body_over_allowance
 
 API_PREFIX = "/api/"
-# Room for the multipart envelope and the small form fields around the file itself; a file over the
-# limit that fits in this slack is stopped by UploadLimitHandler, also with 413.
-MULTIPART_SLACK_BYTES = 64 * 1024
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
@@ -53,8 +53,9 @@ class ApiGuardMiddleware:
         if not request.path_info.startswith(API_PREFIX):
             return self.get_response(request)
         if request.method in {"POST", "PUT", "PATCH"}:
-            limit = settings.GEOSIM_MAX_UPLOAD_BYTES
-            if _declared_length(request) > limit + MULTIPART_SLACK_BYTES:
+            # A file over the limit that fits in the multipart slack is stopped by UploadLimitHandler.
+            if body_over_allowance(request):
+                limit = settings.GEOSIM_MAX_UPLOAD_BYTES
                 return json_error(413, "too_large", f"The upload is too large: the limit is {limit:,} bytes.")
             request.upload_handlers.insert(0, UploadLimitHandler(request))
         if not request.path_info.endswith("/") and is_valid_path(request.path_info + "/"):
@@ -70,8 +71,27 @@ class ApiGuardMiddleware:
         return response
 
 
-def _declared_length(request) -> int:
-    try:
-        return int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        return 0
+class QueryStringGuardMiddleware:
+    """A NUL character in a query string (``?label=%00``) is a 400 on every page, admin list and API call.
+
+    Postgres cannot store or compare text holding NUL and raises, which would be a 500 wherever a
+    parameter reaches a query unvalidated (e.g. the admin's list filters and search box). Forms and
+    serializers already refuse NUL in bodies; this covers the query strings they never see.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if any("\x00" in key or "\x00" in value for key, value in _params(request)):
+            message = "The address holds a NUL character, which no parameter may contain."
+            if request.path_info.startswith(API_PREFIX):
+                return json_error(400, "invalid", message)
+            return render(request, "400.html", {"message": message}, status=400)
+        return self.get_response(request)
+
+
+def _params(request):
+    for key, values in request.GET.lists():
+        for value in values:
+            yield key, value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import connection
 from django.db.models import Count, QuerySet
 
 from search.models import Image, IndexVersion, Job, ModelVersion
@@ -46,8 +47,6 @@ def images_for_answer(ids: set[int]) -> dict[int, Image]:
     """
     if not ids:
         return {}
-    from django.db import connection
-
     quote = connection.ops.quote_name
     # from_db expects the values in the model's field order.
     fields = [f.attname for f in Image._meta.concrete_fields if f.attname in _ANSWER_FIELDS]

@@ -10,6 +10,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from search.models import Image, Job
+from search.services.jobs import job_create
 
 _removed_lock = threading.Lock()
 _removed_ids: set[int] = set()
@@ -31,8 +32,6 @@ def image_deleted(sender, instance: Image, **kwargs) -> None:
 
 def _queue_removals() -> None:
     """One REMOVE job for all images deleted so far (a bulk delete of 1,000 images makes one job)."""
-    from search.services.jobs import job_create
-
     with _removed_lock:
         ids = sorted(_removed_ids)
         _removed_ids.clear()

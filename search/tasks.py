@@ -1,5 +1,7 @@
 """Celery tasks: thin wrappers that take a job id and hand it to the job service."""
 
+from datetime import timedelta
+
 from celery import shared_task
 from celery.signals import worker_ready
 
@@ -20,7 +22,5 @@ def sweep_jobs() -> dict:
 @worker_ready.connect
 def sweep_at_worker_start(sender=None, **kwargs) -> None:
     # Jobs recorded while the broker was down are sent as soon as a worker is up again.
-    from datetime import timedelta
-
     jobs_recover_stale()
     jobs_enqueue_pending(older_than=timedelta(0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from functools import wraps
 
 from django.conf import settings
@@ -20,6 +21,8 @@ from search import engine, selectors
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
+from search.labels import InvalidLabel, normalize_label
+from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
 from search.regions import InvalidRegion
@@ -28,8 +31,7 @@ from search.services.query_uploads import query_bytes, query_keep
 
 GRID_PAGE_SIZE = 48
 K_CHOICES = (5, 10, 20, 50, 100)
-# Multipart framing around the file; anything beyond the image limit plus this is refused unread.
-_FORM_OVERHEAD_BYTES = 64 * 1024
+_IMAGE_NUMBER = re.compile(r"[0-9]{1,18}")  # within a 64-bit primary key
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -39,15 +41,17 @@ _FORM_OVERHEAD_BYTES = 64 * 1024
 @require_http_methods(["GET", "POST"])
 def home(request: HttpRequest) -> HttpResponse:
     """The search page: upload an image or pick one of the collection; results, vote and the collection grid."""
-    if request.method == "POST":
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.GEOSIM_MAX_UPLOAD_BYTES + _FORM_OVERHEAD_BYTES:
-            return _home_page(request, SearchForm(), error=_too_big(declared), status=413)
+    if request.method == "POST" and body_over_allowance(request):  # refused unread
+        return _home_page(request, SearchForm(), error=_too_big(declared_body_bytes(request)), status=413)
     return _home_checked(request)
 
 
 @csrf_protect
 def _home_checked(request: HttpRequest) -> HttpResponse:
+    try:
+        normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel as exc:
+        return _home_page(request, SearchForm(), error=str(exc), status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
@@ -110,7 +114,7 @@ def _search_bytes(request: HttpRequest, form: SearchForm, data: bytes, *, name: 
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
-    if not raw_id.isdigit():
+    if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
     region = form.cleaned_data["region"]
     try:
@@ -119,6 +123,8 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
         )
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
+    except engine.ImageUnreadable as exc:
+        return _home_page(request, form, error=str(exc), status=422)
     except (engine.UnknownLabel, InvalidRegion) as exc:
         return _home_page(request, form, error=str(exc), status=400)
     except IndexUnavailable as exc:
@@ -136,7 +142,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
-    grid_label = request.GET.get("grid_label") or None
+    grid_label = _grid_label(request)
     page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
@@ -154,6 +160,14 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
     }
     return render(request, "search/home.html", context, status=status)
+
+
+def _grid_label(request: HttpRequest) -> str | None:
+    """The collection grid's rock-type filter, normalised (unusable text was answered 400 before)."""
+    try:
+        return normalize_label(request.GET.get("grid_label"))
+    except InvalidLabel:
+        return None
 
 
 def _form_error(form: SearchForm) -> str:
@@ -191,6 +205,8 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
             answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
         except IndexUnavailable as exc:
             notice = f"Similar images will appear once the index is built. {exc}"
+        except engine.ImageUnreadable as exc:
+            notice = str(exc)
     k = form.cleaned_data.get("k", DEFAULT_K) if hasattr(form, "cleaned_data") else DEFAULT_K
     context = {"image": image, "answer": answer, "notice": notice, "k": k, "k_choices": sorted({*K_CHOICES, k})}
     return render(request, "search/image_detail.html", context, status=status)

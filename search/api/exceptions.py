@@ -20,8 +20,9 @@ from rest_framework import exceptions, status
 from rest_framework.exceptions import APIException, ErrorDetail
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from search.engine import IndexUnavailable, UnknownImage, UnknownLabel
+from search.engine import ImageUnreadable, IndexUnavailable, UnknownImage, UnknownLabel
 from search.imaging import ImageRejected
+from search.labels import InvalidLabel
 from search.regions import InvalidRegion
 from search.services.model_training import TrainingBusy, TrainingRejected
 from search.services.model_versions import ModelVersionRejected
@@ -91,6 +92,8 @@ def api_exception_handler(exc: Exception, context: dict):
 
 
 def _as_api_exception(exc: Exception) -> Exception:
+    if isinstance(exc, InvalidLabel):
+        return ApiError(str(exc), status_code=400, code="invalid", fields={"label": [str(exc)]})
     if isinstance(exc, ImageRejected):
         return ApiError(str(exc), status_code=400, code="invalid_image", fields={"image": [str(exc)]})
     if isinstance(exc, UnknownLabel):
@@ -101,6 +104,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=409, code="training_running")
     if isinstance(exc, TrainingRejected | ModelVersionRejected):
         return ApiError(str(exc), status_code=400, code="invalid")
+    if isinstance(exc, ImageUnreadable):
+        return ApiError(str(exc), status_code=422, code="image_unreadable")
     if isinstance(exc, UnknownImage):
         return ApiError(str(exc), status_code=404, code="not_found")
     if isinstance(exc, IndexUnavailable):

@@ -11,6 +11,7 @@ _DESCRIPTIONS = {
     401: "Not authenticated: log in, or send `Authorization: Token <key>`.",
     403: "Authenticated, but not a staff user.",
     404: "No such object.",
+    422: "The collection image has no embedding yet and its stored file cannot be read.",
     413: "The upload is larger than GEOSIM_MAX_UPLOAD_BYTES.",
     409: "Conflicts with work in progress (e.g. a training job is already running).",
     415: "The body is not multipart/form-data.",

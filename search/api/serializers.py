@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
-from search.engine import MAX_K
-from search.imaging import ImageRejected
+from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
+from search.limits import MAX_K
 from search.models import Image, Job, ModelVersion
 from search.regions import InvalidRegion, parse_region
-from search.services.ingestion import normalize_label
 
 from .exceptions import PayloadTooLarge
 
 # -- requests ------------------------------------------------------------------------------------------
 
 
+_LABEL_PATTERN_MESSAGE = "Not a usable rock type: use letters, digits, spaces, '.', '_' or '-'."
+
+
+def _label_field(help_text: str) -> serializers.CharField:
+    """A rock-type input; the pattern (published in the schema) is checked first, then the one label rule."""
+    return serializers.CharField(
+        required=False,
+        allow_blank=True,
+        allow_null=True,
+        validators=[RegexValidator(INPUT_PATTERN, message=_LABEL_PATTERN_MESSAGE)],
+        help_text=f"{help_text} Matched case-insensitively, surrounding spaces ignored.",
+    )
+
+
 class _LabelMixin:
     def validate_label(self, value: str | None) -> str | None:
         try:
             return normalize_label(value)
-        except ImageRejected as exc:
+        except InvalidLabel as exc:
             raise serializers.ValidationError(str(exc)) from None
 
 
@@ -35,9 +49,11 @@ class SimilarQuerySerializer(_LabelMixin, serializers.Serializer):
     k = serializers.IntegerField(
         min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
     )
-    label = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, help_text="Only images of this rock type."
-    )
+    label = _label_field("Only images of this rock type.")
+
+
+class ImageListQuerySerializer(_LabelMixin, serializers.Serializer):
+    label = _label_field("Only images of this rock type.")
 
 
 class SearchRequestSerializer(SimilarQuerySerializer):
@@ -73,9 +89,7 @@ class TrainRequestSerializer(serializers.Serializer):
 
 class ImageUploadSerializer(_LabelMixin, serializers.Serializer):
     image = serializers.FileField(help_text="JPEG, PNG, WebP, BMP, TIFF or GIF (first frame).")
-    label = serializers.CharField(
-        required=False, allow_blank=True, allow_null=True, help_text="Rock type, e.g. gneiss (optional)."
-    )
+    label = _label_field("Rock type, e.g. gneiss (optional).")
 
     def validate_image(self, upload):
         return _checked_upload(upload)

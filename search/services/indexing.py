@@ -145,6 +145,15 @@ def reindex_request(*, created_by=None, model_version: ModelVersion | None = Non
         return job_create(kind=kind, params={"model_version_id": target.pk}, created_by=created_by)
 
 
+def model_version_activate(version: ModelVersion, *, created_by=None) -> Job:
+    """Start switching searches to another model: a job re-embeds everything and builds its index.
+
+    The current model and index keep answering until the new index is complete; then both switch in
+    one transaction, so no search ever embeds a query with one model and searches another's vectors.
+    """
+    return reindex_request(created_by=created_by, model_version=version)
+
+
 def index_rebuild(job: Job, progress: JobProgress) -> dict:
     """Handle a REINDEX / ACTIVATE_MODEL job: embed what is missing, build a new index, swap it in."""
     target = ModelVersion.objects.get(pk=job.params["model_version_id"])

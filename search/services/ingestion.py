@@ -9,7 +9,6 @@ rejected before any byte is written.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -20,10 +19,9 @@ from django.db import IntegrityError, transaction
 
 from search.archives import SourceFile, iter_source_files
 from search.imaging import DecodedImage, ImageRejected, decode_image
+from search.labels import normalize_label
 from search.models import Image, Job
 from search.services.jobs import QUEUE_UNREACHABLE, job_create
-
-_LABEL_RE = re.compile(r"^[a-z0-9][a-z0-9 _.\-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -49,18 +47,6 @@ class ImportSummary:
     def jobs_waiting_for_queue(self) -> int:
         """Processing jobs that could not be sent because the task queue was unreachable."""
         return Job.objects.filter(pk__in=self.job_ids, status=Job.Status.PENDING, error=QUEUE_UNREACHABLE).count()
-
-
-def normalize_label(label: str | None) -> str | None:
-    """Lower-case, trimmed rock-type label; None for blank; ImageRejected for unusable text."""
-    if label is None or not label.strip():
-        return None
-    value = " ".join(label.strip().lower().split())
-    if not _LABEL_RE.match(value):
-        raise ImageRejected(
-            f"{label!r} is not a usable rock type: use up to 64 letters, digits, spaces, '.', '_' or '-'."
-        )
-    return value
 
 
 def prepare_image(data: bytes, *, label: str | None, original_name: str = "") -> PreparedImage:

@@ -13,8 +13,10 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
+from celery import current_app
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import F
@@ -27,11 +29,54 @@ logger = logging.getLogger(__name__)
 _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
 QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
-_RETRIED_KINDS = (Job.Kind.PROCESS, Job.Kind.REMOVE)
-# Long work goes to its own Celery queue, so a training run never holds the slot that indexing
-# and uploads need (docker-compose runs a worker for each queue); the default queue is "celery".
-TRAINING_QUEUE = "training"
-_QUEUE_FOR_KIND = {Job.Kind.TRAIN_MODEL: TRAINING_QUEUE}
+RUN_JOB_TASK = "search.run_job"  # the Celery task (search/tasks.py) that runs one job by id
+DEFAULT_QUEUE = "celery"
+TRAINING_QUEUE = "training"  # long work: a queue of its own (settings.CELERY_TASK_QUEUES, docker-compose.yml)
+
+JobHandler = Callable[[Job, "JobProgress"], dict | None]
+
+
+@dataclass(frozen=True)
+class _Registration:
+    handler: JobHandler
+    retry_if_interrupted: bool
+    queue: str
+
+
+_handlers: dict[str, _Registration] = {}
+
+
+def register_job_handler(
+    kind: str, handler: JobHandler, *, retry_if_interrupted: bool = False, queue: str = DEFAULT_QUEUE
+) -> None:
+    """Make ``handler(job, progress)`` run the jobs of ``kind`` (wired in search/services/job_handlers.py).
+
+    ``retry_if_interrupted``: the handler is idempotent, so a job whose worker died gets a fresh pending
+    copy (up to MAX_ATTEMPTS runs); otherwise it is only marked failed.
+    ``queue``: the Celery queue its jobs go to. Long work (training) has its own, so it never holds the
+    worker slot that uploads and indexing need; with in-process tasks (the embedded mode) jobs of a
+    non-default queue run in a background thread, so whoever started one gets an answer at once.
+    """
+    _handlers[kind] = _Registration(handler, retry_if_interrupted, queue)
+
+
+def job_handler(kind: str) -> JobHandler:
+    """The handler registered for a job kind; ValueError for a kind nobody registered."""
+    try:
+        return _handlers[kind].handler
+    except KeyError:
+        raise ValueError(f"No handler for jobs of kind {kind!r}.") from None
+
+
+def job_queue(kind: str) -> str:
+    """The Celery queue that jobs of a kind are sent to."""
+    registration = _handlers.get(kind)
+    return registration.queue if registration is not None else DEFAULT_QUEUE
+
+
+def job_retried_if_interrupted(kind: str) -> bool:
+    registration = _handlers.get(kind)
+    return registration is not None and registration.retry_if_interrupted
 
 
 class JobProgress:
@@ -67,30 +112,30 @@ def job_create(*, kind: str, total: int = 0, params: dict | None = None, created
     return job
 
 
-def job_queue(kind: str) -> str:
-    """The Celery queue that jobs of a kind are sent to."""
-    return _QUEUE_FOR_KIND.get(kind, "celery")
-
-
 def job_enqueue(job_id: int, *, kind: str | None = None) -> bool:
-    """Send a job to the workers; on a broker failure keep it pending for the sweep and return False.
-
-    With in-process tasks (the embedded mode) a training job runs in a background thread instead,
-    so the request or command that started it answers at once, as it does with a real worker.
-    """
-    from search.tasks import run_job
-
-    kind = kind or Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
-    if run_job.app.conf.task_always_eager and kind in _QUEUE_FOR_KIND:
+    """Send a job to the workers; on a broker failure keep it pending for the sweep and return False."""
+    kind = kind or Job.objects.filter(pk=job_id).values_list("kind", flat=True).first() or ""
+    queue = job_queue(kind)
+    if current_app.conf.task_always_eager and queue != DEFAULT_QUEUE:
         threading.Thread(target=_execute_in_thread, args=(job_id,), name=f"job-{job_id}", daemon=True).start()
         return True
     try:
-        run_job.apply_async((job_id,), queue=job_queue(kind))
+        _send_run_job(job_id, queue)
     except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
         logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(error=QUEUE_UNREACHABLE)
         return False
     return True
+
+
+def _send_run_job(job_id: int, queue: str) -> None:
+    """Send the run-job task by name, so this module needs no import of the task module."""
+    if current_app.conf.task_always_eager:
+        # In-process tasks (the embedded mode, tests): send_task ignores eager mode, so run the
+        # registered task here instead.
+        current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+    else:
+        current_app.send_task(RUN_JOB_TASK, args=(job_id,), queue=queue)
 
 
 def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
@@ -107,7 +152,7 @@ def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
         logger.info("Job %s is not pending (already running, finished or deleted); skipped.", job_id)
         return
     job = Job.objects.get(pk=job_id)
-    handler = _handler_for(job.kind)
+    handler = job_handler(job.kind)
     progress = JobProgress(job)
     beat = _Heartbeat(job.pk) if heartbeat else contextlib.nullcontext()
     try:
@@ -149,9 +194,9 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
 def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     """Fail running jobs whose worker stopped sending heartbeats; retry the idempotent kinds.
 
-    Processing and removal jobs are safe to run again, so each gets a fresh pending copy (up to
-    MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index keeps serving, and the next
-    rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
+    Kinds registered with ``retry_if_interrupted`` (processing, removal) are safe to run again, so each
+    gets a fresh pending copy (up to MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index
+    keeps serving, and the next rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
     """
     stale_after = stale_after or timedelta(seconds=settings.GEOSIM_JOB_STALE_SECONDS)
     cutoff = timezone.now() - stale_after
@@ -168,7 +213,7 @@ def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
             ):
                 continue  # it finished after all
             recovered.append(job.pk)
-            if job.kind in _RETRIED_KINDS and job.attempts < MAX_ATTEMPTS:
+            if job_retried_if_interrupted(job.kind) and job.attempts < MAX_ATTEMPTS:
                 retry = job_create(kind=job.kind, total=job.total, params=job.params, created_by=job.created_by)
                 Job.objects.filter(pk=retry.pk).update(attempts=job.attempts)
                 logger.warning("Job %s: %s Retrying as job %s.", job.pk, message, retry.pk)
@@ -208,21 +253,3 @@ class _Heartbeat:
             logger.warning("Heartbeat of job %s stopped.", self.job_id, exc_info=True)
         finally:
             connections.close_all()
-
-
-def _handler_for(kind: str) -> Callable:
-    # Imported here: handlers live in the service module of their capability and import this one.
-    from search.services import indexing, model_training, processing, projection
-
-    handlers = {
-        Job.Kind.PROCESS: processing.images_process,
-        Job.Kind.REMOVE: processing.images_unindex,
-        Job.Kind.REINDEX: indexing.index_rebuild,
-        Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
-        Job.Kind.PROJECTION: projection.projection_compute,
-        Job.Kind.TRAIN_MODEL: model_training.model_train,
-    }
-    try:
-        return handlers[kind]
-    except KeyError:
-        raise ValueError(f"No handler for jobs of kind {kind!r}.") from None

@@ -21,9 +21,9 @@ from django.utils import timezone
 from search import embedder
 from search.imaging import decode_image
 from search.models import Image, Job, ModelVersion
+from search.services.indexing import model_version_activate
 from search.services.jobs import JobProgress, job_create
 from search.services.model_versions import (
-    model_version_activate,
     model_version_ensure_active,
     model_version_register,
     retrieval_numbers,

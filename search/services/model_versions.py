@@ -9,6 +9,8 @@ Metrics of a version (``ModelVersion.metrics``, also served by ``GET /api/v1/mod
                        (with its name): the side-by-side comparison; only for models trained here
     heldout_images     how many images that split holds
     split              where the split comes from, in words
+
+Switching to another model is a rebuild onto it: :func:`search.services.indexing.model_version_activate`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from search.models import Job, ModelVersion
+from search.models import ModelVersion
 from training.checkpoint import load_checkpoint
 
 RETRIEVAL_METRICS = ("p_at_1", "p_at_5", "map_at_r", "r_precision")
@@ -94,7 +96,7 @@ def model_version_make_active(version: ModelVersion) -> None:
 
     Only the index rebuild (once the new model's index is complete) and :func:`model_version_ensure_active`
     (the very first model) call it; anything else that wants another model asks for
-    :func:`model_version_activate`, so searches never use a model whose vectors are not indexed.
+    ``indexing.model_version_activate``, so searches never use a model whose vectors are not indexed.
     """
     ModelVersion.objects.exclude(pk=version.pk).filter(is_active=True).update(is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
@@ -111,15 +113,3 @@ def model_version_ensure_active() -> ModelVersion:
         model_version_make_active(version)
     version.refresh_from_db()
     return version
-
-
-def model_version_activate(version: ModelVersion, *, created_by=None) -> Job:
-    """Start switching searches to another model: a job re-embeds everything and builds its index.
-
-    The current model and index keep answering until the new index is complete; then both switch in
-    one transaction, so no search ever embeds a query with one model and searches another's vectors.
-    For the model that is active already this is a plain rebuild.
-    """
-    from search.services.indexing import reindex_request
-
-    return reindex_request(created_by=created_by, model_version=version)

@@ -9,8 +9,9 @@ from search import engine, live_index
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services import indexing
+from search.services.indexing import model_version_activate
 from search.services.ingestion import image_ingest
-from search.services.model_versions import model_version_activate, model_version_register
+from search.services.model_versions import model_version_register
 from tests.conftest import image_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -226,7 +227,6 @@ def test_disk_full_while_saving_keeps_the_old_index(monkeypatch, settings):
 def test_images_processed_across_a_model_switch_are_still_indexed(other_tiny_checkpoint, monkeypatch):
     """A job embeds with the old model, the new model's index goes live, then the job adds its images."""
     from search.services import processing
-    from search.services.model_versions import model_version_activate, model_version_register
 
     _add(3)
     old_model = ModelVersion.objects.get(is_active=True)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _use_handler(monkeypatch, handler):
-    monkeypatch.setattr(jobs, "_handler_for", lambda kind: handler)
+    monkeypatch.setattr(jobs, "job_handler", lambda kind: handler)
 
 
 def test_success_records_progress_and_result(monkeypatch):
@@ -77,19 +77,17 @@ def test_heartbeat_is_stamped_while_running(monkeypatch, settings):
 
 
 def test_broker_down_keeps_job_pending_then_sweep_sends_it(monkeypatch):
-    from search import tasks
-
-    def unreachable(args, **options):
+    def unreachable(job_id, queue):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
-    monkeypatch.setattr(tasks.run_job, "apply_async", unreachable)
+    monkeypatch.setattr(jobs, "_send_run_job", unreachable)
     job = Job.objects.create(kind=Job.Kind.PROCESS)
     assert jobs.job_enqueue(job.pk) is False
     assert Job.objects.get(pk=job.pk).status == Job.Status.PENDING
     sent = []
-    monkeypatch.setattr(tasks.run_job, "apply_async", lambda args, **options: sent.append((args, options)))
+    monkeypatch.setattr(jobs, "_send_run_job", lambda job_id, queue: sent.append((job_id, queue)))
     assert jobs.jobs_enqueue_pending(older_than=timedelta(0)) == 1
-    assert sent == [((job.pk,), {"queue": "celery"})]
+    assert sent == [(job.pk, "celery")]
 
 
 def test_stale_running_jobs_are_failed_and_idempotent_ones_retried():
@@ -119,3 +117,16 @@ def test_stale_running_jobs_are_failed_and_idempotent_ones_retried():
     assert [(r.kind, r.params, r.attempts, r.status) for r in retries] == [
         (Job.Kind.PROCESS, {"image_ids": [1, 2]}, 2, Job.Status.SUCCEEDED)
     ]
+
+
+def test_training_jobs_go_to_their_own_queue(monkeypatch, celery_in_process):
+    """A training run must never hold the worker slot that uploads and indexing need."""
+    sent = []
+    monkeypatch.setattr(celery_in_process, "send_task", lambda name, **kwargs: sent.append(kwargs["queue"]))
+    celery_in_process.conf.task_always_eager = False
+    try:
+        for kind in (Job.Kind.TRAIN_MODEL, Job.Kind.PROCESS, Job.Kind.REINDEX):
+            assert jobs.job_enqueue(Job.objects.create(kind=kind).pk) is True
+    finally:
+        celery_in_process.conf.task_always_eager = True
+    assert sent == ["training", "celery", "celery"]

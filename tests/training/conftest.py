@@ -74,8 +74,24 @@ def tiny_trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folde
 
     out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     code = main(
-        ["--data", str(tiny_folder), "--out", str(out), "--epochs", "2", "--seed", "1", "--batch-size", "24",
-         "--widths", "8,16", "--val-fraction", "0.25", "--test-fraction", "0.25"]
+        [
+            "--data",
+            str(tiny_folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--batch-size",
+            "24",
+            "--widths",
+            "8,16",
+            "--val-fraction",
+            "0.25",
+            "--test-fraction",
+            "0.25",
+        ]
     )
     assert code == 0
     return out

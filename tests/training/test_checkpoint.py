@@ -16,8 +16,15 @@ def _save(path: Path) -> EmbeddingNet:
     torch.manual_seed(0)
     model = EmbeddingNet(ModelConfig(widths=(8, 16)))
     save_checkpoint(
-        path, model=model, mean=[0.1, 0.2, 0.3], std=[0.4, 0.5, 0.6], class_names=["a", "b"], tta=False,
-        metrics={"test": {"p_at_1": 0.5}}, data={"description": "generated"}, training={"epochs": 1},
+        path,
+        model=model,
+        mean=[0.1, 0.2, 0.3],
+        std=[0.4, 0.5, 0.6],
+        class_names=["a", "b"],
+        tta=False,
+        metrics={"test": {"p_at_1": 0.5}},
+        data={"description": "generated"},
+        training={"epochs": 1},
     )
     return model
 

@@ -23,8 +23,13 @@ def test_train_writes_checkpoint_log_and_curve(tiny_trained_checkpoint: Path) ->
     loaded = load_checkpoint(tiny_trained_checkpoint)
     assert loaded.class_names == ["andesite", "gneiss", "schist"]
     assert loaded.training["epochs"] == 2 and loaded.training["seed"] == 1
-    assert loaded.data["split"] == {"seed": 1, "method": "training.data.stratified_split",
-                                    "train": 24, "val": 12, "test": 12}
+    assert loaded.data["split"] == {
+        "seed": 1,
+        "method": "training.data.stratified_split",
+        "train": 24,
+        "val": 12,
+        "test": 12,
+    }
     assert len(loaded.data["test_keys"]) == 12 and loaded.data["description"]
     assert set(loaded.metrics["test"]) == {"p_at_1", "p_at_5", "map_at_r", "r_precision"}
     stem = tiny_trained_checkpoint.with_suffix("")
@@ -38,8 +43,19 @@ def test_train_writes_checkpoint_log_and_curve(tiny_trained_checkpoint: Path) ->
 
 
 def test_training_is_reproducible_for_a_seed(tiny_folder: Path, tmp_path: Path) -> None:
-    args = ["--data", str(tiny_folder), "--epochs", "1", "--batch-size", "12", "--widths", "8",
-            "--no-baselines", "--seed", "4"]
+    args = [
+        "--data",
+        str(tiny_folder),
+        "--epochs",
+        "1",
+        "--batch-size",
+        "12",
+        "--widths",
+        "8",
+        "--no-baselines",
+        "--seed",
+        "4",
+    ]
     assert train.main([*args, "--out", str(tmp_path / "a.pt")]) == 0
     assert train.main([*args, "--out", str(tmp_path / "b.pt")]) == 0
     first = load_checkpoint(tmp_path / "a.pt").model.state_dict()
@@ -65,9 +81,20 @@ def test_embed_writes_the_contract_npz(tiny_trained_checkpoint: Path, tiny_folde
 
 def test_evaluate_json_runs_as_a_command_without_django(tiny_trained_checkpoint: Path, tiny_folder: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "training.evaluate", "--checkpoint", str(tiny_trained_checkpoint),
-         "--data", str(tiny_folder), "--json"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "training.evaluate",
+            "--checkpoint",
+            str(tiny_trained_checkpoint),
+            "--data",
+            str(tiny_folder),
+            "--json",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
@@ -78,16 +105,18 @@ def test_evaluate_json_runs_as_a_command_without_django(tiny_trained_checkpoint:
 
 
 def test_training_package_does_not_import_django() -> None:
-    code = ("import sys, training.train, training.embed, training.evaluate, training.visualize, "
-            "training.inference; print('django' in sys.modules)")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=120)
+    code = (
+        "import sys, training.train, training.embed, training.evaluate, training.visualize, "
+        "training.inference; print('django' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
 
 
-def test_evaluate_text_and_heldout_only(tiny_trained_checkpoint: Path, tiny_folder: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_text_and_heldout_only(
+    tiny_trained_checkpoint: Path, tiny_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["--checkpoint", str(tiny_trained_checkpoint), "--data", str(tiny_folder)]
     assert evaluate.main(args) == 0
     assert "p_at_1" in capsys.readouterr().out
@@ -95,11 +124,25 @@ def test_evaluate_text_and_heldout_only(tiny_trained_checkpoint: Path, tiny_fold
     assert json.loads(capsys.readouterr().out)["images"] == 12
 
 
-def test_visualize_writes_pngs_gif_and_self_contained_html(tiny_trained_checkpoint: Path, tiny_folder: Path,
-                                                           tmp_path: Path) -> None:
+def test_visualize_writes_pngs_gif_and_self_contained_html(
+    tiny_trained_checkpoint: Path, tiny_folder: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "plots"
-    assert visualize.main(["--checkpoint", str(tiny_trained_checkpoint), "--data", str(tiny_folder),
-                           "--out", str(out), "--max-points", "30"]) == 0
+    assert (
+        visualize.main(
+            [
+                "--checkpoint",
+                str(tiny_trained_checkpoint),
+                "--data",
+                str(tiny_folder),
+                "--out",
+                str(out),
+                "--max-points",
+                "30",
+            ]
+        )
+        == 0
+    )
     for name in ("pca_2d.png", "pca_3d.png", "tsne_2d.png", "tsne_3d.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     assert (out / "tsne_3d_rotating.gif").read_bytes()[:6] in (b"GIF89a", b"GIF87a")
@@ -121,8 +164,9 @@ def test_visualize_heldout_only_plots_the_test_split(
         assert (f'{path.name}"' in html) == (key in held_out), key  # plotly writes "andesite\u002fC0004.png"
 
 
-def test_clis_report_bad_input_as_a_message_and_exit_code(tiny_folder: Path, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_clis_report_bad_input_as_a_message_and_exit_code(
+    tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bogus = tmp_path / "bogus.pt"
     bogus.write_bytes(b"not a model")
     assert evaluate.main(["--checkpoint", str(bogus), "--data", str(tiny_folder)]) == 2

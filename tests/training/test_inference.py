@@ -32,8 +32,7 @@ def test_embed_arrays_shape_dtype_and_norm(tiny_trained_checkpoint: Path) -> Non
 
 def test_embed_images_accepts_any_size_and_mode(tiny_trained_checkpoint: Path) -> None:
     embedder = Embedder.from_checkpoint(tiny_trained_checkpoint)
-    images = [Image.new("L", (300, 200), 90), Image.new("RGBA", (10, 10), (1, 2, 3, 4)),
-              Image.fromarray(_pixels(1)[0])]
+    images = [Image.new("L", (300, 200), 90), Image.new("RGBA", (10, 10), (1, 2, 3, 4)), Image.fromarray(_pixels(1)[0])]
     out = embedder.embed_images(images)
     assert out.shape == (3, 128)
     assert np.allclose(embedder.embed_images([images[2]]), embedder.embed_arrays(_pixels(1)), atol=1e-6)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,7 +16,7 @@ from search.services.ingestion import image_ingest
 
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageSerializer, ImageUploadSerializer
+from ..serializers import ImageListQuerySerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
 
 
@@ -29,7 +29,7 @@ class ImagePagination(PageNumberPagination):
     get=extend_schema(
         operation_id="images_list",
         summary="The collection, newest first",
-        parameters=[OpenApiParameter("label", str, description="Only images of this rock type.")],
+        parameters=[ImageListQuerySerializer],
         tags=["images"],
     )
 )
@@ -45,8 +45,9 @@ class ImageListView(generics.ListAPIView):
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
-        label = (self.request.query_params.get("label") or "").strip().lower() or None
-        return selectors.images_list(label=label)
+        query = ImageListQuerySerializer(data=self.request.query_params)
+        query.is_valid(raise_exception=True)
+        return selectors.images_list(label=query.validated_data.get("label"))
 
     @extend_schema(
         operation_id="images_create",

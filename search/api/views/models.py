@@ -13,8 +13,8 @@ from rest_framework.views import APIView
 
 from search import selectors
 from search.models import ModelVersion
+from search.services.indexing import model_version_activate
 from search.services.model_training import training_request
-from search.services.model_versions import model_version_activate
 
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses

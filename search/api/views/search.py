@@ -56,7 +56,7 @@ class SimilarImagesView(APIView):
         operation_id="images_similar",
         summary="The images most similar to an image of the collection (the image itself excluded)",
         parameters=[SimilarQuerySerializer],
-        responses={200: SearchAnswerSerializer, **error_responses(400, 404, 429, 503)},
+        responses={200: SearchAnswerSerializer, **error_responses(400, 404, 422, 429, 503)},
         tags=["search"],
     )
     def get(self, request: Request, pk: int) -> Response:

@@ -7,7 +7,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from search.management.waiting import index_live_line, wait_for_job
-from search.services.model_versions import ModelVersionRejected, model_version_activate, model_version_register
+from search.services.indexing import model_version_activate
+from search.services.model_versions import ModelVersionRejected, model_version_register
 from training.checkpoint import CheckpointError
 
 

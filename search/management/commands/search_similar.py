@@ -9,6 +9,8 @@ from django.core.management.base import BaseCommand, CommandError
 
 from search.engine import IndexUnavailable, UnknownLabel, answer_payload, search_by_bytes
 from search.imaging import ImageRejected
+from search.labels import normalize_label
+from search.limits import MAX_K, k_error
 from search.regions import InvalidRegion, parse_region
 
 
@@ -17,7 +19,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("image", type=Path)
-        parser.add_argument("-k", type=int, default=5, help="number of results (1–100)")
+        parser.add_argument("-k", type=int, default=5, help=f"number of results (1–{MAX_K})")
         parser.add_argument("--label", help="only images of this rock type")
         parser.add_argument(
             "--region", help="search with this part of the image: x,y,w,h in pixels (after EXIF orientation)"
@@ -27,8 +29,12 @@ class Command(BaseCommand):
     def handle(
         self, *args, image: Path, k: int, label: str | None, region: str | None, as_json: bool, **options
     ) -> None:
-        if not 1 <= k <= 100:
-            raise CommandError("-k must be between 1 and 100.")
+        if k_error(k):
+            raise CommandError(k_error(k))
+        try:
+            label = normalize_label(label)
+        except ImageRejected as exc:
+            raise CommandError(str(exc)) from None
         try:
             area = parse_region(region)
         except InvalidRegion as exc:

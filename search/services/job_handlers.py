@@ -1,0 +1,23 @@
+"""Which service function runs each kind of background job: the one place job kinds are wired.
+
+Handlers live in the service module of their capability (and import :mod:`search.services.jobs` for
+``JobProgress`` and ``job_create``); the job service only knows this registry, so no service needs to
+import another to dispatch. A new kind of job is a ``Job.Kind`` choice plus one line here.
+Called once from :meth:`search.apps.SearchConfig.ready`, in web processes, workers and commands alike.
+"""
+
+from __future__ import annotations
+
+from search.models import Job
+from search.services import indexing, model_training, processing, projection
+from search.services.jobs import TRAINING_QUEUE, register_job_handler
+
+
+def register_job_handlers() -> None:
+    """Register the handler of every job kind."""
+    register_job_handler(Job.Kind.PROCESS, processing.images_process, retry_if_interrupted=True)
+    register_job_handler(Job.Kind.REMOVE, processing.images_unindex, retry_if_interrupted=True)
+    register_job_handler(Job.Kind.REINDEX, indexing.index_rebuild)
+    register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild)
+    register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)
+    register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train, queue=TRAINING_QUEUE)
