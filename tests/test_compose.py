@@ -9,16 +9,16 @@ def _compose() -> dict:
     return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
 
 
-def test_four_services_with_healthchecks():
+def test_five_services_with_healthchecks():
     services = _compose()["services"]
-    assert set(services) == {"postgres", "redis", "web", "worker"}
+    assert set(services) == {"postgres", "redis", "web", "worker", "trainer"}
     for name, service in services.items():
         assert "healthcheck" in service, name
 
 
 def test_web_and_worker_share_env_and_data_volume():
     services = _compose()["services"]
-    for name in ("web", "worker"):
+    for name in ("web", "worker", "trainer"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
@@ -29,6 +29,15 @@ def test_web_and_worker_share_env_and_data_volume():
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "gunicorn" in services["web"]["command"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "geosim_site", "worker"]
+
+
+def test_training_has_its_own_worker_and_queue():
+    """Training runs for minutes to hours: the default worker must not consume its queue, the trainer only it."""
+    services = _compose()["services"]
+    worker, trainer = services["worker"]["command"], services["trainer"]["command"]
+    assert worker[worker.index("-Q") + 1] == "celery"
+    assert trainer[trainer.index("-Q") + 1] == "training"
+    assert "--beat" not in trainer
 
 
 def test_dockerfile_installs_pinned_requirements():
