@@ -26,7 +26,7 @@ from search.index import set_search_threads
 from search.limits import k_error
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
-from search.regions import InvalidRegion, Region, crop_region  # noqa: F401 — InvalidRegion re-exported
+from search.regions import InvalidRegion, Region, check_region  # noqa: F401 — InvalidRegion re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -73,9 +73,8 @@ def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None, region
     """
     started = time.perf_counter()
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
-    query = crop_region(picture.image, region) if region else picture.image
     loaded = live_index.current()
-    vector = embedder.embed_images(loaded.version.model_version, [query])
+    vector = _query_vector(loaded.version.model_version, picture.image, region)
     return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
 
 
@@ -93,11 +92,18 @@ def search_by_image(
     if stored and region is None:
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
     else:  # a region, or not embedded yet (its job is still queued): embed it now
-        picture = _stored_picture(image)
-        vector = embedder.embed_images(model_version, [crop_region(picture, region) if region else picture])
+        vector = _query_vector(model_version, _stored_picture(image), region)
     answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
+
+
+def _query_vector(model_version, picture, region: Region | None) -> np.ndarray:
+    """The query's 1×D vector: the whole picture, or the region of it (InvalidRegion when not inside it)."""
+    if region is None:
+        return embedder.embed_images(model_version, [picture])
+    check_region(picture, region)
+    return embedder.embed_region(model_version, picture, region.as_tuple())
 
 
 def _stored_picture(image: Image):

@@ -1,7 +1,7 @@
 """A rectangle of the query image to search with: ``x,y,w,h`` in pixels, after EXIF orientation.
 
 Parsed once here for the API, the page and ``search_similar --region``; checked against the decoded
-image (whose EXIF orientation is applied, so the numbers mean what the user saw) by :func:`crop_region`.
+image (whose EXIF orientation is applied, so the numbers mean what the user saw) by :func:`check_region`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ class Region:
     def as_list(self) -> list[int]:
         return [self.x, self.y, self.w, self.h]
 
+    def as_tuple(self) -> tuple[int, int, int, int]:
+        return self.x, self.y, self.w, self.h
+
     def __str__(self) -> str:
         return ",".join(map(str, self.as_list()))
 
@@ -44,12 +47,11 @@ def parse_region(text: str | None) -> Region | None:
     return Region(x, y, w, h)
 
 
-def crop_region(image: Image.Image, region: Region) -> Image.Image:
-    """The part of ``image`` inside ``region``; InvalidRegion when it does not lie wholly inside the image."""
+def check_region(image: Image.Image, region: Region) -> None:
+    """InvalidRegion, saying why, when ``region`` does not lie wholly inside ``image``."""
     width, height = image.size
     if region.x + region.w > width or region.y + region.h > height:
         raise InvalidRegion(
             f"Region {region} lies outside the image, which is {width}×{height} pixels "
             f"(x + w must be at most {width}, y + h at most {height})."
         )
-    return image.crop((region.x, region.y, region.x + region.w, region.y + region.h))

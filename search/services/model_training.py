@@ -97,8 +97,8 @@ def training_request(
 def model_train(job: Job, progress: JobProgress) -> dict:
     """Handle a TRAIN_MODEL job: export, train, evaluate both models on the held-out split, register."""
     labels = _check_labels()
-    config = TrainConfig(seed=0) if job.params.get("epochs") is None else TrainConfig(epochs=job.params["epochs"])
-    progress.set_total(config.epochs + 1)  # the epochs, then the evaluation of both models
+    # Epochs None: the training recipe chooses them (and the input geometry) from the collection.
+    config = TrainConfig(epochs=job.params.get("epochs"))
     workdir = Path(settings.GEOSIM_DATA_DIR) / "training" / f"job-{job.pk}"
     shutil.rmtree(workdir, ignore_errors=True)
     try:
@@ -107,6 +107,8 @@ def model_train(job: Job, progress: JobProgress) -> dict:
         history: list[dict] = []
 
         def on_epoch(info: dict) -> None:
+            if not history:
+                progress.set_total(int(info["epochs"]) + 1)  # the epochs, then the evaluation of both models
             history.append(_epoch_row(info))
             progress.advance(1, force=True)
             progress.report(epochs=history, note=_epoch_note(history[-1]))
