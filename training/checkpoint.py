@@ -8,6 +8,7 @@ no pickled code) with these keys::
     state_dict      EmbeddingNet weights (float32)
     architecture    ModelConfig.to_dict()
     preprocessing   {"input_size", "mean", "std", "resize"}
+    geometry        InputGeometry.to_dict(): input size, crop size, working side, crop cap (version 2)
     class_names     rock types, in label order
     embedding_dim   128
     tta             True: embeddings are averaged over the 8 flips/quarter-turns
@@ -16,8 +17,10 @@ no pickled code) with these keys::
     training        hyperparameters and timing (free-form)
     created         ISO timestamp
 
-Readers refuse any other ``format_version`` with a :class:`CheckpointError` naming the file and both
-versions, rather than failing deep inside ``load_state_dict``.
+Version 2 added ``geometry``. Version 1 files (the whole-image 28 px model) are still read: their
+geometry is :meth:`InputGeometry.whole_image` at the stored input size, so they embed exactly as before.
+Readers refuse any other ``format_version`` with a :class:`CheckpointError` naming the file and the
+versions it reads, rather than failing deep inside ``load_state_dict``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,12 @@ from typing import Any
 
 import torch
 
+from .geometry import InputGeometry
 from .model import EmbeddingNet, ModelConfig
-from .preprocessing import INPUT_SIZE
 
 FORMAT_NAME = "geosim-embedding"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 
 
 class CheckpointError(Exception):
@@ -61,6 +65,7 @@ class LoadedCheckpoint:
     training: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     created: str = ""
+    geometry: InputGeometry = field(default_factory=InputGeometry)
 
     @property
     def preprocessing(self) -> dict[str, Any]:
@@ -80,13 +85,17 @@ def save_checkpoint(
     mean: list[float],
     std: list[float],
     class_names: list[str],
-    input_size: int = INPUT_SIZE,
+    geometry: InputGeometry | None = None,
     tta: bool = True,
     metrics: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint atomically (temp file, fsync, rename) and return its path."""
+    """Write a checkpoint atomically (temp file, fsync, rename) and return its path.
+
+    ``geometry`` defaults to the whole-image 28 px geometry.
+    """
+    geometry = geometry or InputGeometry.whole_image()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -95,11 +104,17 @@ def save_checkpoint(
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "architecture": model.config.to_dict(),
         "preprocessing": {
-            "input_size": int(input_size),
+            "input_size": int(geometry.input_size),
             "mean": [float(v) for v in mean],
             "std": [float(v) for v in std],
-            "resize": "training.preprocessing.to_model_input (RGB, centre square crop, Lanczos)",
+            "resize": (
+                "training.preprocessing.to_working_resolution (RGB, short side at most working_side), "
+                "then crops (training.geometry.crop_grid)"
+                if geometry.tiled
+                else "training.preprocessing.to_model_input (RGB, centre square crop, Lanczos)"
+            ),
         },
+        "geometry": geometry.to_dict(),
         "class_names": list(class_names),
         "embedding_dim": int(model.config.embedding_dim),
         "tta": bool(tta),
@@ -142,9 +157,10 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             f"found {type(payload).__name__} without that format marker"
         )
     version = payload.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise CheckpointError(
-            f"{path} has checkpoint format version {version}, but this code reads version {FORMAT_VERSION}; "
+            f"{path} has checkpoint format version {version}, but this code reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (writes version {FORMAT_VERSION}); "
             "retrain it with `python -m training.train` or use a matching GeoSim release"
         )
     try:
@@ -152,11 +168,16 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
         model = EmbeddingNet(config)
         model.load_state_dict(payload["state_dict"])
         preprocessing = payload["preprocessing"]
+        geometry = (
+            InputGeometry.from_dict(payload["geometry"])
+            if version >= 2
+            else InputGeometry.whole_image(int(preprocessing["input_size"]))
+        )
         loaded = LoadedCheckpoint(
             path=path,
             model=model.eval(),
             architecture=config,
-            input_size=int(preprocessing["input_size"]),
+            input_size=geometry.input_size,
             mean=list(preprocessing["mean"]),
             std=list(preprocessing["std"]),
             class_names=list(payload["class_names"]),
@@ -167,6 +188,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             training=payload.get("training", {}),
             format_version=version,
             created=payload.get("created", ""),
+            geometry=geometry,
         )
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise CheckpointError(

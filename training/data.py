@@ -2,8 +2,10 @@
 
 Layout read (the one of ``../shared/data``): any image file under ``DIR`` whose class is the name of
 its parent folder, e.g. ``DIR/geological_similarity/gneiss/0FVDN.jpg`` → class ``gneiss``.
-Every image goes through :func:`training.preprocessing.to_model_input` and is kept in memory as uint8
-(22,800 images of 28×28×3 are 54 MB).
+With the whole-image geometry every image goes through :func:`training.preprocessing.to_model_input`
+and is kept in memory as uint8 (22,800 images of 28×28×3 are 54 MB). With a tiled geometry each image is
+read once at its working resolution (1,500 images of 512×384 are 0.9 GB; a 6000×4000 JPEG is decoded at
+a reduced scale, never in full).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .preprocessing import INPUT_SIZE, to_model_input
+from .geometry import InputGeometry
+from .preprocessing import INPUT_SIZE, prepare_image
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +38,10 @@ class ImageSet:
     labels: np.ndarray
     """int64 index into ``class_names`` per image."""
     class_names: list[str]
-    images: np.ndarray
-    """uint8 ``N×H×W×3`` pixels, already at the model's input size."""
+    images: np.ndarray | list[np.ndarray]
+    """Whole-image geometry: uint8 ``N×S×S×3`` pixels at the model's input size. Tiled geometry: a list of
+    uint8 ``H×W×3`` arrays at working resolution."""
+    geometry: InputGeometry = field(default_factory=InputGeometry)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -54,7 +59,10 @@ class ImageSet:
             paths=[self.paths[i] for i in indices],
             labels=self.labels[indices],
             class_names=self.class_names,
-            images=self.images[indices],
+            images=(
+                [self.images[i] for i in indices] if isinstance(self.images, list) else self.images[indices]
+            ),
+            geometry=self.geometry,
         )
 
 
@@ -70,13 +78,37 @@ def find_images(root: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(root).as_posix())
 
 
-def _read(path: Path, size: int) -> np.ndarray | None:
+def _read(path: Path, geometry: InputGeometry) -> np.ndarray | None:
     try:
         with Image.open(path) as image:
-            return to_model_input(image, size)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+            return prepare_image(image, geometry, draft=True)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         log.warning("skipping unreadable image %s: %s", path, error)
         return None
+
+
+def _size(path: Path) -> tuple[int, int] | None:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def _selected_files(root: Path, keep: Callable[[str], bool] | None) -> list[Path]:
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist")
+    files = find_images(root)
+    if keep is not None:
+        files = [path for path in files if keep(path.relative_to(root).as_posix())]
+    if not files:
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
+    return files
+
+
+def image_sizes(root: str | Path, keep: Callable[[str], bool] | None = None) -> list[tuple[int, int]]:
+    """``(width, height)`` of every readable image under ``root``, from the file headers only (fast)."""
+    return [size for size in map(_size, _selected_files(Path(root), keep)) if size is not None]
 
 
 def load_image_folder(
@@ -85,24 +117,22 @@ def load_image_folder(
     class_names: list[str] | None = None,
     workers: int = 4,
     keep: Callable[[str], bool] | None = None,
+    geometry: InputGeometry | None = None,
 ) -> ImageSet:
     """Read every image under ``root`` into memory; the class is the parent folder's name.
 
-    ``class_names`` fixes the label order (e.g. a checkpoint's); images of other classes then get the
-    label -1. Without it the classes are the sorted folder names found. ``keep``, given a path relative
-    to ``root``, chooses which files to read. Unreadable files are logged and skipped.
+    ``geometry`` (default: whole image at ``size``) says how: at the model's input size, or at a tiled
+    geometry's working resolution. ``class_names`` fixes the label order (e.g. a checkpoint's); images of
+    other classes then get the label -1. Without it the classes are the sorted folder names found.
+    ``keep``, given a path relative to ``root``, chooses which files to read. Unreadable files are logged
+    and skipped.
     """
     root = Path(root)
-    if not root.is_dir():
-        raise FileNotFoundError(f"data folder {root} does not exist")
-    files = find_images(root)
-    if keep is not None:
-        files = [path for path in files if keep(path.relative_to(root).as_posix())]
-    if not files:
-        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {root}")
+    geometry = geometry or InputGeometry.whole_image(size)
+    files = _selected_files(root, keep)
     # PIL releases the GIL while decoding, so a few threads read small JPEGs faster than one.
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        pixels = list(pool.map(lambda p: _read(p, size), files))
+        pixels = list(pool.map(lambda p: _read(p, geometry), files))
     kept = [(path, array) for path, array in zip(files, pixels, strict=True) if array is not None]
     if not kept:
         raise ValueError(f"none of the {len(files)} image files under {root} could be read")
@@ -114,7 +144,8 @@ def load_image_folder(
         paths=[path.relative_to(root).as_posix() for path, _ in kept],
         labels=np.array([index.get(name, -1) for name in folder_names], dtype=np.int64),
         class_names=names,
-        images=np.stack([array for _, array in kept]),
+        images=[array for _, array in kept] if geometry.tiled else np.stack([array for _, array in kept]),
+        geometry=geometry,
     )
 
 
@@ -148,11 +179,22 @@ def stratified_split(
     return [np.sort(np.concatenate(p)).astype(np.int64) for p in parts]
 
 
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and standard deviation of uint8 ``N×H×W×3`` pixels, on the [0, 1] scale."""
-    floats = images.reshape(-1, 3).astype(np.float64) / 255.0
-    std = np.maximum(floats.std(axis=0), 1e-3)
-    return floats.mean(axis=0).round(6).tolist(), std.round(6).tolist()
+def channel_stats(images: np.ndarray | list[np.ndarray]) -> tuple[list[float], list[float]]:
+    """Per-channel mean and standard deviation of uint8 ``N×H×W×3`` pixels (or a list of ``H×W×3``
+    arrays of any sizes, every pixel weighing the same), on the [0, 1] scale."""
+    if isinstance(images, np.ndarray):
+        floats = images.reshape(-1, 3).astype(np.float64) / 255.0
+        std = np.maximum(floats.std(axis=0), 1e-3)
+        return floats.mean(axis=0).round(6).tolist(), std.round(6).tolist()
+    count, total, squares = 0, np.zeros(3), np.zeros(3)
+    for array in images:
+        floats = array.reshape(-1, 3).astype(np.float64) / 255.0
+        count += len(floats)
+        total += floats.sum(axis=0)
+        squares += (floats * floats).sum(axis=0)
+    mean = total / count
+    std = np.maximum(np.sqrt(np.maximum(squares / count - mean * mean, 0.0)), 1e-3)
+    return mean.round(6).tolist(), std.round(6).tolist()
 
 
 def apply_d4(batch: torch.Tensor, transform: int) -> torch.Tensor:
@@ -198,3 +240,35 @@ class Augmentation:
         if self.channel_gain:
             out = out * factor(self.channel_gain, 3, 1, 1)
         return out.clamp_(0.0, 1.0)
+
+
+def random_crops(
+    images: list[np.ndarray],
+    indices: np.ndarray | torch.Tensor,
+    geometry: InputGeometry,
+    generator: torch.Generator,
+    scale_jitter: float = 0.0,
+) -> torch.Tensor:
+    """One random square crop of each ``images[i]`` (working resolution) as float ``N×3×S×S`` in [0, 1].
+
+    The crop side is ``crop_size`` times a log-uniform factor in ``[1/(1+scale_jitter), 1+scale_jitter]``
+    (mild scale jitter: grain size is a class cue, so only a little), at a uniform random position, then
+    resized (bilinear, antialiased) to the input size.
+    """
+    size = geometry.input_size
+    out = torch.empty(len(indices), 3, size, size)
+    spread = float(np.log1p(scale_jitter))
+    for row, index in enumerate(np.asarray(indices).tolist()):
+        pixels = images[index]
+        height, width = pixels.shape[:2]
+        factor = float(np.exp((torch.rand((), generator=generator).item() * 2 - 1) * spread))
+        side = max(8, min(height, width, round(geometry.crop_size * factor)))
+        top = int(torch.randint(0, height - side + 1, (), generator=generator))
+        left = int(torch.randint(0, width - side + 1, (), generator=generator))
+        crop = torch.from_numpy(pixels[top : top + side, left : left + side]).permute(2, 0, 1).float().div_(255.0)
+        if side != size:
+            crop = torch.nn.functional.interpolate(
+                crop[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False
+            )[0]
+        out[row] = crop
+    return out

@@ -20,7 +20,7 @@ from .inference import Embedder
 
 def embed_folder(embedder: Embedder, data_dir: Path, batch_size: int = 1024) -> dict[str, np.ndarray]:
     """``{"paths", "labels", "embeddings"}`` for every readable image under ``data_dir``."""
-    images = load_image_folder(data_dir, size=embedder.input_size)
+    images = load_image_folder(data_dir, geometry=embedder.geometry)
     chunks = []
     for start in tqdm(range(0, len(images), batch_size), desc="embedding", unit="batch", file=sys.stderr):
         chunks.append(embedder.embed_arrays(images.images[start : start + batch_size]))

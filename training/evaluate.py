@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .checkpoint import CheckpointError
@@ -27,12 +27,26 @@ def heldout_filter(embedder: Embedder) -> Callable[[str], bool]:
     return lambda path: image_key(path) in keys
 
 
-def evaluate_folder(embedder: Embedder, data_dir: Path, heldout_only: bool = False) -> dict:
-    """Metrics, image count and top-1 confusion table for the images under ``data_dir``."""
+def evaluate_folder(
+    embedder: Embedder, data_dir: Path, heldout_only: bool = False, keys: Iterable[str] | None = None
+) -> dict:
+    """Metrics, image count and top-1 confusion table for the images under ``data_dir``.
+
+    ``heldout_only`` keeps the embedder's own checkpoint's held-out test images; ``keys`` (``class/name``
+    image keys, e.g. another checkpoint's ``data["test_keys"]``) keeps exactly those, so two models can
+    be scored on the same split. Images are read with the embedder's input geometry.
+    """
+    if heldout_only and keys is not None:
+        raise ValueError("give either heldout_only or keys, not both")
     keep = heldout_filter(embedder) if heldout_only else None
-    images = load_image_folder(data_dir, size=embedder.input_size, keep=keep)
-    if heldout_only and len(images) < 2:
-        raise ValueError(f"fewer than two of the checkpoint's held-out images are under {data_dir}")
+    if keys is not None:
+        wanted = set(keys)
+        if not wanted:
+            raise ValueError("keys is empty: no images to evaluate")
+        keep = lambda path: image_key(path) in wanted  # noqa: E731
+    images = load_image_folder(data_dir, geometry=embedder.geometry, keep=keep)
+    if (heldout_only or keys is not None) and len(images) < 2:
+        raise ValueError(f"fewer than two of the selected held-out images are under {data_dir}")
     labels = [path.split("/")[-2] if "/" in path else "" for path in images.paths]
     embeddings = embedder.embed_arrays(images.images)
     classes, table = top1_confusion(embeddings, labels)

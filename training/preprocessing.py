@@ -10,7 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
+
+from .geometry import InputGeometry, working_size
 
 INPUT_SIZE = 28
 """Side of the square RGB input the shipped model expects (the dataset's native 28×28)."""
@@ -20,7 +22,7 @@ RESAMPLE = Image.Resampling.LANCZOS
 are averaged rather than sampled (no moiré on fine rock texture)."""
 
 
-def _to_rgb(image: Image.Image) -> Image.Image:
+def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB: 16-bit/32-bit/float are rescaled, alpha is composited on white."""
     mode = image.mode
     if mode == "RGB":
@@ -58,7 +60,7 @@ def to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     if size <= 0:
         raise ValueError(f"size must be positive, got {size}")
     image = ImageOps.exif_transpose(image)
-    rgb = _to_rgb(image)
+    rgb = to_rgb(image)
     width, height = rgb.size
     if width != height:
         side = min(width, height)
@@ -68,6 +70,35 @@ def to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:
     if rgb.size != (size, size):
         rgb = rgb.resize((size, size), resample=RESAMPLE, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def to_working_resolution(image: Image.Image, geometry: InputGeometry, draft: bool = False) -> np.ndarray:
+    """Return ``image`` as uint8 ``H×W×3`` RGB pixels at a tiled geometry's working resolution.
+
+    EXIF orientation and mode conversion as in :func:`to_model_input`, no crop; then shrunk (Lanczos)
+    so the short side is at most ``working_side`` (:func:`training.geometry.working_size`). A JPEG not
+    yet decoded may be decoded at a reduced scale that still leaves at least the working size (``draft``:
+    libjpeg's DCT scaling, so a 6000×4000 photo never exists in memory at full size); it changes the image
+    object, so only a caller that owns it (the folder reader) asks for it.
+    """
+    width, height = image.size
+    target_w, target_h = working_size(width, height, geometry)
+    if draft and target_w < width:
+        # No-op once the image is decoded; the final resize below sets the exact size either way.
+        image.draft(None, (target_w, target_h))
+    if image.getexif().get(ExifTags.Base.Orientation, 1) in (5, 6, 7, 8):
+        target_w, target_h = target_h, target_w
+    rgb = to_rgb(ImageOps.exif_transpose(image))
+    if rgb.size != (target_w, target_h):
+        rgb = rgb.resize((target_w, target_h), resample=RESAMPLE, reducing_gap=3.0)
+    return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+def prepare_image(image: Image.Image, geometry: InputGeometry, draft: bool = False) -> np.ndarray:
+    """The pixels a geometry starts from: the model input (whole-image mode) or the working-resolution image."""
+    if geometry.tiled:
+        return to_working_resolution(image, geometry, draft=draft)
+    return to_model_input(image, geometry.input_size)
 
 
 def to_tensor(
