@@ -64,9 +64,13 @@ def test_version_1_checkpoint_loads_with_the_whole_image_geometry(tmp_path: Path
     # Embeds exactly like the reference path of format 1: to_model_input, then 8-view averaging.
     rng = np.random.default_rng(3)
     images = [Image.fromarray(texture(i % 3, rng, size)) for i, size in enumerate((28, 40, 300))]
-    expected = embed_tensor(
-        model.eval(), to_tensor(np.stack([to_model_input(im) for im in images]), [0.5] * 3, [0.25] * 3), tta=True
-    ).detach().numpy()
+    expected = (
+        embed_tensor(
+            model.eval(), to_tensor(np.stack([to_model_input(im) for im in images]), [0.5] * 3, [0.25] * 3), tta=True
+        )
+        .detach()
+        .numpy()
+    )
     assert np.allclose(Embedder.from_checkpoint(tmp_path / "v1.pt").embed_images(images), expected, atol=1e-5)
 
 
