@@ -37,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 MIN_IMAGES_PER_LABEL = 10
 MAX_EPOCHS = 500
+MAX_HELDOUT_FRACTION = 0.25  # of each rock type, for validation and for test (2 of 10 at the minimum)
 _OPEN = (Job.Status.PENDING, Job.Status.RUNNING)
 
 
@@ -99,6 +100,7 @@ def model_train(job: Job, progress: JobProgress) -> dict:
     labels = _check_labels()
     # Epochs None: the training recipe chooses them (and the input geometry) from the collection.
     config = TrainConfig(epochs=job.params.get("epochs"))
+    config.val_fraction, config.test_fraction = _heldout_fractions(config, min(labels.values()))
     workdir = Path(settings.GEOSIM_DATA_DIR) / "training" / f"job-{job.pk}"
     shutil.rmtree(workdir, ignore_errors=True)
     try:
@@ -137,6 +139,16 @@ def model_train(job: Job, progress: JobProgress) -> dict:
     if job.params.get("activate"):
         result["activation_job"] = model_version_activate(version, created_by=job.created_by).pk
     return result
+
+
+def _heldout_fractions(config: TrainConfig, smallest_class: int) -> tuple[float, float]:
+    """Validation and test shares that hold out at least 2 images of every rock type.
+
+    Retrieval metrics need a second image of the class in the split; with the recipe's 10 % and 15 %,
+    a rock type of 10 images would give 1 validation image, and the run would fail.
+    """
+    floor = min(2.0 / smallest_class + 1e-9, MAX_HELDOUT_FRACTION)
+    return max(config.val_fraction, floor), max(config.test_fraction, floor)
 
 
 def _export_labelled_images(root: Path, labels: dict[str, int]) -> Path:

@@ -66,3 +66,13 @@ def test_train_model_says_why_it_cannot_start():
     with pytest.raises(CommandError, match="epochs must be between 1 and 500"):
         call_command("train_model", "--epochs", "0", stdout=io.StringIO())
     assert not Job.objects.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_ten_images_per_rock_type_are_enough(tmp_path):
+    """The minimum the service accepts must train: every split holds at least 2 images of each rock type."""
+    images_import_path(_texture_collection(tmp_path / "lab", per_class=10, size=128), label=None, source="lab")
+    call_command("train_model", "--epochs", "1", "--name", "small", "--wait", stdout=io.StringIO(), verbosity=0)
+    metrics = ModelVersion.objects.get(name="small").metrics
+    assert metrics["heldout_images"] == 8  # 2 of each of the 4 rock types
