@@ -19,8 +19,10 @@ $(STAMP): $(REQUIREMENTS)
 	@rm -f $(VENV)/.geosim-requirements-* && touch $@
 	@echo "Dependencies installed in $(VENV)."
 
+# The demo's settings (geosim_site/demo_settings.py) keep a secret key in var/secret_key, which the
+# README's later `python manage.py …` commands read too.
 demo: install  ## SQLite + in-process tasks: import images, get a model, build the index, serve
-	DEBUG=1 $(PY) manage.py demo --port $(PORT) --per-class $(DEMO_PER_CLASS) $(if $(DATASET),--dataset "$(DATASET)")
+	DJANGO_SETTINGS_MODULE=geosim_site.demo_settings $(PY) manage.py demo --port $(PORT) --per-class $(DEMO_PER_CLASS) $(if $(DATASET),--dataset "$(DATASET)")
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -13,28 +13,29 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
+from .local_secret import SECRET_KEY_FILE, data_dir, read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", False)
 
-SECRET_KEY = env_str("SECRET_KEY")
+# Everything GeoSim writes: uploaded images, thumbnails, index versions, model checkpoints, SQLite.
+GEOSIM_DATA_DIR = data_dir(BASE_DIR)
+
+# The environment's key, else the one `make demo` stored in GEOSIM_DATA_DIR/secret_key (see local_secret.py).
+SECRET_KEY = env_str("SECRET_KEY") or read_secret_key(GEOSIM_DATA_DIR)
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Production mode (DEBUG off) refuses to start without it: "
-            "set SECRET_KEY to a long random string, or DEBUG=1 for local development."
+            "set SECRET_KEY to a long random string, or DEBUG=1 for local development "
+            f"(after `make demo`, {GEOSIM_DATA_DIR / SECRET_KEY_FILE} holds a key for this checkout)."
         )
     SECRET_KEY = "dev-only-insecure-key-never-use-in-production"  # noqa: S105 — DEBUG=1 only
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
-# Everything GeoSim writes: uploaded images, thumbnails, index versions, model checkpoints, SQLite.
-GEOSIM_DATA_DIR = Path(env_str("GEOSIM_DATA_DIR", "var")).expanduser()
-if not GEOSIM_DATA_DIR.is_absolute():
-    GEOSIM_DATA_DIR = (BASE_DIR / GEOSIM_DATA_DIR).resolve()
-GEOSIM_DATA_DIR.mkdir(parents=True, exist_ok=True)
 MEDIA_ROOT = GEOSIM_DATA_DIR / "media"
 MEDIA_URL = "/media/"
 # Serve uploaded media from Django itself (the default: GeoSim is self-contained behind any proxy).
@@ -183,6 +184,21 @@ CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_RESULT_EXPIRES = 3600
 
+# Caches: "throttle" holds the API's rate-limit counters. With Redis they are shared by every web
+# process (otherwise each process would allow the full rate); short socket timeouts, because the
+# throttle lets requests through when Redis is unreachable rather than making them wait.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "geosim-default"},
+    "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "geosim-throttle",
+        "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+    }
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "geosim-throttle"},
+}
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -190,7 +206,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "search.api.pagination.CheckedPageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_THROTTLE_RATES": {"search": GEOSIM_SEARCH_RATE, "upload": GEOSIM_UPLOAD_RATE},
     "EXCEPTION_HANDLER": "search.api.exceptions.api_exception_handler",
@@ -231,5 +247,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "celery.app.trace": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery.app.trace": {"level": "WARNING"},
+        # faiss logs at INFO which CPU build it tried ("Could not load library … ModuleNotFoundError") on
+        # every import; harmless, but it reads like an error at the top of every command's output.
+        "faiss.loader": {"level": "WARNING"},
+    },
 }

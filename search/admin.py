@@ -12,12 +12,20 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from search.access import may_curate
 from search.archives import ArchiveRejected, SourceFile
-from search.forms import BulkUploadForm, ModelVersionRegisterForm, TrainModelForm
+from search.forms import (
+    BulkUploadForm,
+    ImageAdminForm,
+    MetadataImportForm,
+    ModelVersionRegisterForm,
+    TrainModelForm,
+)
 from search.imaging import ImageRejected
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.indexing import model_version_activate, reindex_request
-from search.services.ingestion import images_import, images_import_path
+from search.services.ingestion import images_import
+from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
 from search.services.model_training import TrainingRejected, training_request
 from search.services.model_versions import ModelVersionRejected, model_version_register
 from training.checkpoint import CheckpointError
@@ -28,10 +36,11 @@ admin.site.site_title = "GeoSim admin"
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin):
-    list_display = ("preview", "id", "label", "width", "height", "format", "byte_size", "source", "created_at")
+    form = ImageAdminForm
+    list_display = ("preview", "id", "label", "sample_id", "collection", "depth_m", "format", "source", "created_at")
     list_display_links = ("preview", "id")
-    list_filter = ("label", "format", "source")
-    search_fields = ("sha256", "original_name", "source", "label")
+    list_filter = ("label", "collection", "format", "source")
+    search_fields = ("sha256", "original_name", "source", "label", "sample_id", "collection", "description")
     readonly_fields = (
         "large_preview",
         "file",
@@ -44,7 +53,19 @@ class ImageAdmin(admin.ModelAdmin):
         "uploaded_by",
         "created_at",
     )
-    fields = ("large_preview", "label", "original_name", "source", *readonly_fields[1:])
+    fields = (
+        "large_preview",
+        "label",
+        "sample_id",
+        "collection",
+        ("latitude", "longitude"),
+        "depth_m",
+        "tags",
+        "description",
+        "original_name",
+        "source",
+        *readonly_fields[1:],
+    )
     list_per_page = 100
     change_list_template = "admin/search/image/change_list.html"
 
@@ -63,11 +84,42 @@ class ImageAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="search_image_upload")
-        return [upload, *super().get_urls()]
+        metadata = path(
+            "metadata/", self.admin_site.admin_view(self.metadata_view), name="search_image_import_metadata"
+        )
+        return [upload, metadata, *super().get_urls()]
+
+    def metadata_view(self, request):
+        """Import a metadata CSV (same service and checks as ``manage.py import_metadata``)."""
+        if not self.has_change_permission(request):
+            return redirect("admin:index")
+        form = MetadataImportForm(request.POST, request.FILES) if request.method == "POST" else MetadataImportForm()
+        report = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                report = metadata_import_csv(
+                    form.cleaned_data["file"].read(),
+                    dry_run=form.cleaned_data["dry_run"],
+                    skip_bad_rows=form.cleaned_data["skip_bad_rows"],
+                )
+            except MetadataFileRejected as exc:
+                form.add_error("file", str(exc))
+            else:
+                if report.applied and not report.problems:
+                    messages.success(request, f"Metadata: {report.line()}.")
+                    return redirect(reverse("admin:search_image_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form,
+            "report": report,
+            "opts": self.model._meta,
+            "title": "Import sample metadata (CSV)",
+        }
+        return render(request, "admin/search/image/import_metadata.html", context)
 
     def upload_view(self, request):
         """Upload several files or one archive; same service and validation as the CLI import."""
-        if not self.has_change_permission(request):
+        if not may_curate(request.user):
             return redirect("admin:index")
         form = BulkUploadForm(request.POST, request.FILES) if request.method == "POST" else BulkUploadForm()
         if request.method == "POST" and form.is_valid():
@@ -81,7 +133,8 @@ class ImageAdmin(admin.ModelAdmin):
                 messages.add_message(
                     request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
                 )
-                return redirect(reverse("admin:search_image_changelist"))
+                # A staff user without the admin's view permission follows the processing on /jobs/.
+                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
         context = {
             **self.admin_site.each_context(request),
             "form": form,
@@ -100,7 +153,10 @@ def _import_uploads(data: dict, *, user):
             for chunk in upload.chunks():
                 handle.write(chunk)
             handle.flush()
-            return images_import_path(Path(handle.name), label=label, source=upload.name, uploaded_by=user)
+            summary, _metadata = images_import_path_with_metadata(
+                Path(handle.name), label=label, source=upload.name, uploaded_by=user
+            )
+            return summary
     files = [SourceFile(name=f.name, data=f.read(), label=None) for f in data["files"]]
     return images_import(files, label=label, source="admin upload", uploaded_by=user)
 
@@ -116,7 +172,7 @@ class RebuildIndexMixin:
     def rebuild_view(self, request):
         if request.method != "POST":
             return redirect(reverse(f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"))
-        if not request.user.has_perm("search.change_indexversion"):
+        if not may_curate(request.user):
             raise PermissionDenied
         job = reindex_request(created_by=request.user)
         _job_started(request, job, "Index rebuild")

@@ -21,6 +21,7 @@ import numpy as np
 from django.conf import settings
 
 from search import embedder, live_index, selectors
+from search.filters import NO_FILTER, ImageFilter
 from search.imaging import ImageRejected, decode_image
 from search.index import set_search_threads
 from search.limits import k_error
@@ -37,6 +38,10 @@ VOTE_NEIGHBOURS = 10
 
 class UnknownImage(LookupError):
     """The image id does not exist."""
+
+
+class QueryOutdated(ValueError):
+    """A saved query's embedding belongs to a model that no longer serves the index."""
 
 
 class UnknownLabel(ValueError):
@@ -63,9 +68,19 @@ class SearchAnswer:
     index_version: int
     took_ms: float = 0.0
     query_image: Image | None = field(default=None)
+    query_vector: np.ndarray | None = field(default=None, repr=False)  # to search again (K, rock type)
+    model_version_id: int | None = None
+    vote_size: int = 0  # how many nearest images (any rock type, whatever the filter) the vote counts
 
 
-def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None, region: Region | None = None) -> SearchAnswer:
+def search_by_bytes(
+    data: bytes,
+    *,
+    k: int = 5,
+    label: str | None = None,
+    filters: ImageFilter = NO_FILTER,
+    region: Region | None = None,
+) -> SearchAnswer:
     """Search with an uploaded image, or a region of it.
 
     Raises ImageRejected for bad bytes, InvalidRegion for a region outside the image, IndexUnavailable,
@@ -75,11 +90,32 @@ def search_by_bytes(data: bytes, *, k: int = 5, label: str | None = None, region
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
     loaded = live_index.current()
     vector = _query_vector(loaded.version.model_version, picture.image, region)
-    return _answer(loaded, vector, k=k, label=label, exclude=None, started=started)
+    return _answer(loaded, vector, k=k, label=label, filters=filters, exclude=None, started=started)
+
+
+def search_by_vector(
+    vector: np.ndarray,
+    *,
+    model_version_id: int,
+    k: int = 5,
+    label: str | None = None,
+    filters: ImageFilter = NO_FILTER,
+):
+    """Search again with a query's embedding (see search.query_tokens); QueryOutdated if the model changed."""
+    started = time.perf_counter()
+    loaded = live_index.current()
+    if loaded.version.model_version_id != model_version_id:
+        raise QueryOutdated("The search index now uses another model: choose the file again to search with it.")
+    return _answer(loaded, vector.reshape(1, -1), k=k, label=label, filters=filters, exclude=None, started=started)
 
 
 def search_by_image(
-    image_id: int, *, k: int = 5, label: str | None = None, region: Region | None = None
+    image_id: int,
+    *,
+    k: int = 5,
+    label: str | None = None,
+    filters: ImageFilter = NO_FILTER,
+    region: Region | None = None,
 ) -> SearchAnswer:
     """Search with an image of the collection, or a region of it; the image itself is excluded from the results."""
     started = time.perf_counter()
@@ -93,7 +129,7 @@ def search_by_image(
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
     else:  # a region, or not embedded yet (its job is still queued): embed it now
         vector = _query_vector(model_version, _stored_picture(image), region)
-    answer = _answer(loaded, vector, k=k, label=label, exclude=image.pk, started=started)
+    answer = _answer(loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started)
     answer.query_image = image
     return answer
 
@@ -118,15 +154,21 @@ def _stored_picture(image: Image):
         ) from None
 
 
-def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: int | None, started: float):
+def _answer(
+    loaded, vector: np.ndarray, *, k: int, label: str | None, filters: ImageFilter, exclude: int | None, started
+):
     if k_error(k):
         raise ValueError(k_error(k))
     exclude_ids = None if exclude is None else np.array([exclude], dtype=np.int64)
-    allowed = None
     if label:
-        allowed = loaded.ids_with_label(label)
+        filters = ImageFilter(**{**filters.as_dict(), "label": label})
+    allowed = None
+    if filters.only_label:
+        allowed = loaded.ids_with_label(filters.label)
         if not len(allowed):
-            raise UnknownLabel(f"No image of the collection has the rock type {label!r}.")
+            raise UnknownLabel(f"No image of the collection has the rock type {filters.label!r}.")
+    elif filters:
+        allowed = filters.matching_ids()  # exact among them, however few: see VectorIndex.search
     _use_search_threads()
     neighbours = max(k, VOTE_NEIGHBOURS)
     scores, ids = loaded.index.search(vector, neighbours, exclude_ids=exclude_ids)
@@ -150,6 +192,9 @@ def _answer(loaded, vector: np.ndarray, *, k: int, label: str | None, exclude: i
         model_version=loaded.version.model_version.name,
         index_version=loaded.version.version,
         took_ms=(time.perf_counter() - started) * 1000,
+        query_vector=vector[0],
+        model_version_id=loaded.version.model_version_id,
+        vote_size=int((ids[0] >= 0).sum()),
     )
 
 

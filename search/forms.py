@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django import forms
+from django.core.exceptions import ValidationError
 
+from search import metadata_rules
 from search.labels import LABEL_MAX_LENGTH, InvalidLabel, normalize_label
 from search.limits import MAX_K
+from search.models import Image
 from search.regions import InvalidRegion, parse_region
 
 DEFAULT_K = 10
@@ -67,6 +70,10 @@ class SearchForm(forms.Form):
     region = forms.CharField(
         required=False, max_length=100, help_text="x,y,w,h in pixels of the query image: search only that part."
     )
+    # The results page's query, so K and the rock type can change without choosing the file again:
+    # a signed token for an upload (search.query_tokens), or the id of a collection image.
+    query = forms.CharField(required=False, widget=forms.HiddenInput)
+    query_image = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K
@@ -118,3 +125,38 @@ class TrainModelForm(forms.Form):
     epochs = forms.IntegerField(required=False, min_value=1, max_value=500)
     name = forms.CharField(required=False, max_length=100)
     activate = forms.BooleanField(required=False)
+
+
+class TagsField(forms.CharField):
+    """Tags typed as ``granite; core 3; weathered`` (';'-separated), stored as a normalised list."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list):
+            return f"{metadata_rules.TAG_SEPARATOR} ".join(value)
+        return value
+
+    def to_python(self, value):
+        try:
+            return metadata_rules.normalize_tags(value or "")
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+class ImageAdminForm(forms.ModelForm):
+    tags = TagsField(required=False, help_text="Separated by ';', e.g. core; weathered; thin section")
+
+    class Meta:
+        model = Image
+        fields = ["label", "sample_id", "collection", "latitude", "longitude", "depth_m", "tags", "description"]
+
+
+class MetadataImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV (UTF-8) with a header; rows name their image by sha256, sample_id or original_name. "
+        "Value columns: label, sample_id, collection, latitude, longitude, depth_m, tags (';'-separated), "
+        "description. An empty cell leaves the field as it is."
+    )
+    dry_run = forms.BooleanField(required=False, help_text="Check and report only; change nothing.")
+    skip_bad_rows = forms.BooleanField(
+        required=False, help_text="Apply the good rows even if others have problems (otherwise nothing changes)."
+    )

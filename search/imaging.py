@@ -4,7 +4,8 @@ Every image that enters GeoSim (CLI import, admin upload, API upload, search que
 :func:`decode_image`, so the same formats are accepted everywhere and the same checks protect the
 service: an allow-list of formats, a limit on declared pixels checked before decoding (decompression
 bombs), a full decode (truncated or corrupt files fail here, not later), EXIF orientation applied and
-every mode (CMYK, greyscale, 16-bit, palette, alpha) converted to RGB.
+every mode (CMYK, greyscale, 16-bit, palette, alpha) converted to RGB by :func:`training.rgb.to_rgb`,
+the conversion training uses too.
 
 Multi-frame files (animated GIF/WebP, multi-page TIFF) are accepted and their first frame is used:
 a still of a rock is what people upload, and refusing them would only confuse.
@@ -16,8 +17,9 @@ import io
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from training.rgb import to_rgb
 
 ALLOWED_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "BMP", "TIFF", "GIF", "MPO"})
 FORMAT_EXTENSIONS = {
@@ -80,29 +82,13 @@ def decode_image(data: bytes, *, max_pixels: int, max_bytes: int | None = None) 
         try:
             image.seek(0)
             image.load()
-            rgb = _to_rgb(ImageOps.exif_transpose(image))
+            ImageOps.exif_transpose(image, in_place=True)  # in place: no second copy of a large image
+            rgb = to_rgb(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise ImageRejected("The image declares too many pixels.") from None
         except Exception as exc:  # truncated data, bad compression streams, broken palettes…
             raise ImageRejected(f"The image data is corrupt or truncated ({type(exc).__name__}).") from None
     return DecodedImage(image=rgb, format=fmt, width=rgb.width, height=rgb.height, frames=frames)
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any Pillow mode to 8-bit RGB; transparency is composited onto white."""
-    if image.mode in {"I;16", "I;16B", "I;16L", "I;16N", "I"}:
-        # 16/32-bit greyscale: scale to 8 bits by the image's own range rather than clipping.
-        array = np.asarray(image, dtype=np.float64)
-        low, high = float(array.min()), float(array.max())
-        scaled = np.zeros_like(array) if high == low else (array - low) * (255.0 / (high - low))
-        image = Image.fromarray(scaled.astype("uint8"), mode="L")
-    if image.mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-    if image.mode in {"RGBA", "LA", "PA"}:
-        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        background.alpha_composite(image.convert("RGBA"))
-        return background.convert("RGB")
-    return image.convert("RGB")
 
 
 def make_thumbnail(image: Image.Image, *, edge: int = THUMBNAIL_EDGE) -> bytes | None:

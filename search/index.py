@@ -31,7 +31,8 @@ Search results are ``(scores, ids)`` arrays of shape ``(n, k)``, best first. Whe
 vectors are eligible (a small index, or a filter that admits fewer) a row is padded at the end with
 id ``-1`` and score ``-inf``. Filters (``allowed_ids``, ``exclude_ids``) run inside FAISS through an
 ``IDSelector``, so a filtered search still returns exactly ``k`` results whenever ``k`` eligible
-vectors exist: the exact kind sees every vector anyway. The approximate kind scales ``nprobe`` by
+vectors exist: the exact kind sees every vector anyway (and for a selective filter skips the scan:
+it gathers the allowed ids' vectors and takes their dot products directly). The approximate kind scales ``nprobe`` by
 ``ntotal / len(allowed_ids)`` so that it sees as many eligible vectors as an unfiltered query (a very
 selective filter becomes a scan of every cell, exhaustive over the allowed ids' compressed codes),
 and widens ``nprobe`` again, up to all cells, for any row that still came back short.
@@ -82,6 +83,9 @@ _ADD_CHUNK = 100_000
 # Above this many ids (and with ids small enough) a bitmap selector beats a hash set to build.
 _BITMAP_MIN_IDS = 4096
 _BITMAP_MAX_ID = 1 << 26
+# The exact kind gathers the vectors of a filter's ids itself when it admits at most 1/_SUBSET_RATIO of
+# the index (measured crossover with a selector scan: bench/bench_filters.py, docs/PERFORMANCE.md).
+_SUBSET_RATIO = 50
 
 
 def set_search_threads(n: int) -> int:
@@ -237,7 +241,9 @@ class VectorIndex:
         else:
             selector = None
 
-        if self._kind == KIND_EXACT:
+        if self._kind == KIND_EXACT and n_allowed is not None and n_allowed * _SUBSET_RATIO <= self.ntotal:
+            scores, ids = self._search_subset(queries, k, allowed, excluded)
+        elif self._kind == KIND_EXACT:
             params = None if selector is None else faiss.SearchParameters(sel=selector)
             scores, ids = _faiss_search(self._index, queries, k, params)
         else:
@@ -247,6 +253,38 @@ class VectorIndex:
         scores = scores.astype(np.float32, copy=False)
         ids = ids.astype(np.int64, copy=False)
         scores[ids < 0] = -np.inf
+        return scores, ids
+
+    def _search_subset(
+        self, queries: np.ndarray, k: int, allowed: np.ndarray, excluded: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact search among a few ids: gather their vectors and take dot products.
+
+        A selector costs one membership test per stored vector (~1 ms at 100k); a filter that admits
+        a few per cent of them is answered faster by reconstructing just those vectors.
+        Ids not in the index (not embedded yet, or deleted) are skipped.
+        """
+        candidates = np.unique(allowed)
+        if excluded is not None and len(excluded):
+            candidates = np.setdiff1d(candidates, excluded, assume_unique=False)
+        if self._sorted_ids is None:
+            self.ids()
+        present = self._sorted_ids
+        positions = np.searchsorted(present, candidates)
+        inside = positions < len(present)
+        inside[inside] = present[positions[inside]] == candidates[inside]
+        candidates = candidates[inside]
+        scores, ids = _padded(len(queries), k)
+        if not len(candidates):
+            return scores, ids
+        vectors = self._index.reconstruct_batch(candidates)
+        similarity = queries @ vectors.T
+        top = min(k, len(candidates))
+        for row in range(len(queries)):
+            best = np.argpartition(-similarity[row], top - 1)[:top] if top < len(candidates) else np.arange(top)
+            best = best[np.argsort(-similarity[row, best], kind="stable")]
+            scores[row, :top] = similarity[row, best]
+            ids[row, :top] = candidates[best]
         return scores, ids
 
     def _search_ivf(

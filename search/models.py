@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+
+from search import metadata_rules as rules
 
 
 class Image(models.Model):
@@ -23,12 +26,36 @@ class Image(models.Model):
     source = models.CharField(max_length=255, blank=True, help_text="Collection or import this image came from")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    # Sample metadata (rules in search/metadata_rules.py): what a geology lab records about a specimen.
+    sample_id = models.CharField(
+        max_length=rules.SAMPLE_ID_MAX, blank=True, default="", help_text="The lab's identifier, unique when set"
+    )
+    collection = models.CharField(
+        max_length=rules.COLLECTION_MAX, blank=True, default="", db_index=True, help_text="Collection, well or site"
+    )
+    latitude = models.FloatField(null=True, blank=True, validators=[rules.validate_latitude], help_text="WGS84 °")
+    longitude = models.FloatField(null=True, blank=True, validators=[rules.validate_longitude], help_text="WGS84 °")
+    depth_m = models.FloatField(
+        null=True, blank=True, db_index=True, validators=[rules.validate_depth], help_text="Metres below the surface"
+    )
+    tags = models.JSONField(default=list, blank=True, validators=[rules.validate_tags])
+    description = models.TextField(max_length=rules.DESCRIPTION_MAX, blank=True, default="")
 
     class Meta:
         ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["sample_id"], condition=~Q(sample_id=""), name="unique_sample_id_when_set")
+        ]
+        indexes = [models.Index(fields=["latitude", "longitude"], name="image_location")]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.label or 'unlabelled'} {self.original_name}"
+
+    def clean(self) -> None:
+        try:
+            rules.check_location_pair(self.latitude, self.longitude)
+        except ValidationError as exc:
+            raise ValidationError({"latitude": exc.messages}) from None
 
     @property
     def display_url(self) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from django.db import connection
-from django.db.models import Count, QuerySet
+from django.db.models import Avg, Count, Max, Min, QuerySet
 
+from search.filters import NO_FILTER, ImageFilter
 from search.models import Image, IndexVersion, Job, ModelVersion
 
 
-def images_list(*, label: str | None = None) -> QuerySet[Image]:
-    qs = Image.objects.all().order_by("-id")
+def images_list(*, label: str | None = None, filters: ImageFilter = NO_FILTER) -> QuerySet[Image]:
+    """The collection, newest first, narrowed by a rock type and/or metadata filters."""
+    qs = filters.apply(Image.objects.all()).order_by("-id")
     if label:
         qs = qs.filter(label=label)
     return qs
@@ -20,6 +22,45 @@ def label_counts() -> list[dict]:
     return list(
         Image.objects.exclude(label=None).values("label").annotate(count=Count("id")).order_by("-count", "label")
     )
+
+
+def filter_choices(*, limit: int = 200) -> dict[str, list[str]]:
+    """Collections and tags present in the collection, for the filter form's suggestions."""
+    collections = (
+        Image.objects.exclude(collection="").values_list("collection", flat=True).distinct().order_by("collection")
+    )
+    tags: set[str] = set()
+    for row in Image.objects.exclude(tags=[]).values_list("tags", flat=True)[:5000]:
+        tags.update(row)
+    return {"collections": list(collections[:limit]), "tags": sorted(tags)[:limit]}
+
+
+def location_summary(images: QuerySet[Image]) -> dict:
+    """Where a set of images comes from, without a map: counts, the bounding box and centre, the depth range."""
+    located = images.exclude(latitude=None).exclude(longitude=None)
+    summary = located.aggregate(
+        located=Count("id"),
+        min_lat=Min("latitude"),
+        max_lat=Max("latitude"),
+        min_lon=Min("longitude"),
+        max_lon=Max("longitude"),
+        mean_lat=Avg("latitude"),
+        mean_lon=Avg("longitude"),
+    )
+    summary.update(
+        images.exclude(depth_m=None).aggregate(
+            with_depth=Count("id"), min_depth=Min("depth_m"), max_depth=Max("depth_m")
+        )
+    )
+    summary["total"] = images.count()
+    summary["collections"] = list(
+        images.exclude(collection="").values("collection").annotate(count=Count("id")).order_by("-count")[:5]
+    )
+    return summary
+
+
+def location_summary_of_ids(ids: list[int]) -> dict:
+    return location_summary(Image.objects.filter(pk__in=ids))
 
 
 def active_index_version() -> IndexVersion | None:

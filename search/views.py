@@ -6,6 +6,7 @@ import base64
 import io
 import re
 from functools import wraps
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.views.decorators import staff_member_required
@@ -17,7 +18,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods
 
-from search import engine, selectors
+from search import engine, query_tokens, selectors
+from search.filters import NO_FILTER, FilterError, parse_filters
 from search.forms import DEFAULT_K, SearchForm
 from search.health import health_report
 from search.imaging import ImageRejected, decode_image
@@ -52,14 +54,20 @@ def _home_checked(request: HttpRequest) -> HttpResponse:
         normalize_label(request.GET.get("grid_label"))
     except InvalidLabel as exc:
         return _home_page(request, SearchForm(), error=str(exc), status=400)
+    params = request.POST if request.method == "POST" else request.GET
+    try:
+        request.image_filter = parse_filters(params)
+    except FilterError as exc:
+        request.image_filter = NO_FILTER
+        return _home_page(request, SearchForm(), error=f"Filter {exc}", status=400)
     if request.method == "POST":
         form = SearchForm(request.POST, request.FILES)
         return _search_upload(request, form)
     form = SearchForm(request.GET or None)
     if "image" in request.GET:
         return _search_collection_image(request, form, request.GET["image"])
-    if "query" in request.GET:
-        return _search_kept_query(request, form, request.GET["query"])
+    if "upload" in request.GET:  # an uploaded query again, on a region of it
+        return _search_kept_upload(request, form, request.GET["upload"])
     if request.GET.get("k") or request.GET.get("label"):
         form.is_valid()  # show the chosen K and rock type back, and any error in them
     return _home_page(request, form)
@@ -69,6 +77,12 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
+        return redirect(
+            _collection_search_url(form.cleaned_data["query_image"], form.cleaned_data, request.image_filter)
+        )
+    if upload is None and form.cleaned_data["query"]:
+        return _search_saved_query(request, form, form.cleaned_data["query"])
     if upload is None:
         return _home_page(request, form, error="Choose an image file to search with.", status=400)
     if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
@@ -76,8 +90,8 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     return _search_bytes(request, form, upload.read(), name=upload.name)
 
 
-def _search_kept_query(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
-    """Re-run an uploaded query (another region, K or rock type) from the copy kept for an hour."""
+def _search_kept_upload(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """Re-run an uploaded query on a region of it, from the copy kept for an hour."""
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     data = query_bytes(token)
@@ -89,9 +103,7 @@ def _search_kept_query(request: HttpRequest, form: SearchForm, token: str) -> Ht
 def _search_bytes(request: HttpRequest, form: SearchForm, data: bytes, *, name: str) -> HttpResponse:
     region = form.cleaned_data["region"]
     try:
-        answer = engine.search_by_bytes(
-            data, k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None, region=region
-        )
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter, region=region)
     except ImageRejected as exc:
         return _home_page(request, form, error=f"“{name}” cannot be searched: {exc}", status=400)
     except (engine.UnknownLabel, InvalidRegion) as exc:
@@ -103,12 +115,46 @@ def _search_bytes(request: HttpRequest, form: SearchForm, data: bytes, *, name: 
         "name": name,
         "src": src,
         "image": None,
-        "token": query_keep(data),
+        "upload": query_keep(data),
         "width": width,
         "height": height,
         "region": region,
     }
+    query["token"] = _query_token(answer, query)
     return _home_page(request, form, answer=answer, query=query)
+
+
+def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """The results page's uploaded query again, with the K and rock type now chosen."""
+    try:
+        saved = query_tokens.saved_query(token)
+        answer = engine.search_by_vector(
+            saved.vector,
+            model_version_id=saved.model_version_id,
+            k=form.cleaned_data["k"],
+            filters=request.image_filter,
+        )
+    except (query_tokens.QueryTokenInvalid, engine.QueryOutdated) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    query = {"name": saved.name, "src": saved.preview, "image": None, "token": token}
+    return _home_page(request, form, answer=answer, query=query)
+
+
+def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
+    return query_tokens.query_token(
+        vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
+    )
+
+
+def _collection_search_url(image_id: int, cleaned: dict, image_filter) -> str:
+    params = {"image": image_id, "k": cleaned["k"], **image_filter.as_params()}
+    if cleaned["label"]:
+        params["label"] = cleaned["label"]
+    return f"{reverse('home')}?{urlencode(params)}#results"
 
 
 def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str) -> HttpResponse:
@@ -119,7 +165,7 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
     region = form.cleaned_data["region"]
     try:
         answer = engine.search_by_image(
-            int(raw_id), k=form.cleaned_data["k"], label=form.cleaned_data["label"] or None, region=region
+            int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter, region=region
         )
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
@@ -143,7 +189,9 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
     grid_label = _grid_label(request)
-    page = Paginator(selectors.images_list(label=grid_label), GRID_PAGE_SIZE).get_page(request.GET.get("page"))
+    image_filter = getattr(request, "image_filter", NO_FILTER)
+    matching = selectors.images_list(label=grid_label, filters=image_filter)
+    page = Paginator(matching, GRID_PAGE_SIZE).get_page(request.GET.get("page"))
     k = form.cleaned_data.get("k", DEFAULT_K) if form.is_bound and hasattr(form, "cleaned_data") else DEFAULT_K
     label = form.cleaned_data.get("label", "") if form.is_bound and hasattr(form, "cleaned_data") else ""
     context = {
@@ -158,6 +206,12 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "page": page,
         "grid_label": grid_label,
         "max_upload_mb": settings.GEOSIM_MAX_UPLOAD_BYTES / 1e6,
+        "image_filter": image_filter,
+        "filter_params": image_filter.as_params(),
+        "filter_query": urlencode(image_filter.as_params()),
+        "filter_choices": selectors.filter_choices(),
+        "location": selectors.location_summary(matching) if image_filter else None,
+        "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
     }
     return render(request, "search/home.html", context, status=status)
 

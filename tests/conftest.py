@@ -44,6 +44,22 @@ def png_declaring(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
+def clear_throttle_counters() -> None:
+    """Forget every rate-limit counter (only GeoSim's throttle keys: the Redis database also holds the task queue)."""
+    from django.core.cache import caches
+
+    from search.api.throttles import THROTTLE_CACHE
+
+    throttle_cache = caches[THROTTLE_CACHE]
+    client = getattr(getattr(throttle_cache, "_cache", None), "get_client", None)
+    if client is None:  # process memory (no REDIS_URL)
+        throttle_cache.clear()
+        return
+    redis = client(write=True)
+    for key in redis.scan_iter(match=f"{throttle_cache.key_prefix}:*"):
+        redis.delete(key)
+
+
 @pytest.fixture
 def make_image() -> Callable[..., bytes]:
     return image_bytes

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 from geosim_site.wsgi import application
 from search.services.ingestion import image_ingest
-from tests.conftest import image_bytes
+from tests.conftest import clear_throttle_counters, image_bytes
 
 
 @pytest.fixture
@@ -22,11 +22,9 @@ def api_schema(transactional_db, settings_fixture_rate_off):
 
 @pytest.fixture
 def settings_fixture_rate_off(settings):
-    from django.core.cache import cache
-
     settings.ALLOWED_HOSTS = ["localhost", "testserver"]
     settings.GEOSIM_SEARCH_RATE = settings.GEOSIM_UPLOAD_RATE = None  # as in a load test: GEOSIM_*_RATE=off
-    cache.clear()
+    clear_throttle_counters()
 
 
 @pytest.mark.slow

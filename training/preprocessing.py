@@ -13,6 +13,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 
 from .geometry import InputGeometry, working_size
+from .rgb import to_rgb  # the one mode conversion, shared with search.imaging
 
 INPUT_SIZE = 28
 """Side of the square RGB input the shipped model expects (the dataset's native 28×28)."""
@@ -20,33 +21,6 @@ INPUT_SIZE = 28
 RESAMPLE = Image.Resampling.LANCZOS
 """Anti-aliased filter for resizing; PIL widens its support when shrinking, so large photos
 are averaged rather than sampled (no moiré on fine rock texture)."""
-
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB: 16-bit/32-bit/float are rescaled, alpha is composited on white."""
-    mode = image.mode
-    if mode == "RGB":
-        return image
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        if mode.startswith("I;16"):
-            values = values / 257.0
-        elif mode == "I":
-            top = values.max(initial=0.0)
-            values = values / 257.0 if top > 255 else values
-        else:
-            top = values.max(initial=0.0)
-            values = values * 255.0 if top <= 1.0 else values
-        grey = np.clip(np.rint(values), 0, 255).astype(np.uint8)
-        return Image.fromarray(np.repeat(grey[..., None], 3, axis=2), mode="RGB")
-    if mode == "P" and "transparency" in image.info:
-        image = image.convert("RGBA")
-        mode = "RGBA"
-    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def to_model_input(image: Image.Image, size: int = INPUT_SIZE) -> np.ndarray:

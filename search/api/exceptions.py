@@ -14,6 +14,7 @@ import logging
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
@@ -21,6 +22,7 @@ from rest_framework.exceptions import APIException, ErrorDetail
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from search.engine import ImageUnreadable, IndexUnavailable, UnknownImage, UnknownLabel
+from search.filters import FilterError
 from search.imaging import ImageRejected
 from search.labels import InvalidLabel
 from search.regions import InvalidRegion
@@ -104,6 +106,10 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=409, code="training_running")
     if isinstance(exc, TrainingRejected | ModelVersionRejected):
         return ApiError(str(exc), status_code=400, code="invalid")
+    if isinstance(exc, FilterError):
+        return ApiError(str(exc), status_code=400, code="invalid_filter", fields={exc.param: [exc.message]})
+    if isinstance(exc, DjangoValidationError):  # a model rule the serializer did not repeat
+        return exceptions.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
     if isinstance(exc, ImageUnreadable):
         return ApiError(str(exc), status_code=422, code="image_unreadable")
     if isinstance(exc, UnknownImage):

@@ -10,6 +10,8 @@ from __future__ import annotations
 from rest_framework.authentication import SessionAuthentication, TokenAuthentication
 from rest_framework.permissions import BasePermission
 
+from search.access import may_curate
+
 # Token first: an anonymous caller of a protected endpoint gets 401 with `WWW-Authenticate: Token`.
 API_AUTHENTICATION = [TokenAuthentication, SessionAuthentication]
 
@@ -20,4 +22,4 @@ class IsStaff(BasePermission):
     message = STAFF_ONLY
 
     def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_active and request.user.is_staff)
+        return may_curate(request.user)

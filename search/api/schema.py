@@ -10,7 +10,7 @@ _DESCRIPTIONS = {
     400: "Invalid input (see error.fields): missing or unreadable image, bad k, unknown rock type…",
     401: "Not authenticated: log in, or send `Authorization: Token <key>`.",
     403: "Authenticated, but not a staff user.",
-    404: "No such object.",
+    404: "No such object, or for a list: 'Invalid page.' (a page past the last one, or not a positive number).",
     422: "The collection image has no embedding yet and its stored file cannot be read.",
     413: "The upload is larger than GEOSIM_MAX_UPLOAD_BYTES.",
     409: "Conflicts with work in progress (e.g. a training job is already running).",

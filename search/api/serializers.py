@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from search import metadata_rules
+from search.filters import FilterError, parse_filters
 from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
 from search.limits import MAX_K
 from search.models import Image, Job, ModelVersion
@@ -45,14 +48,35 @@ def _checked_upload(upload):
     return upload
 
 
-class SimilarQuerySerializer(_LabelMixin, serializers.Serializer):
+class FilterFieldsMixin(serializers.Serializer):
+    """The metadata filters (search/filters.py), combined with AND; ``validated_data["filters"]`` holds them."""
+
+    collection = serializers.CharField(required=False, allow_blank=True, help_text="Only this collection.")
+    tag = serializers.CharField(required=False, allow_blank=True, help_text="Only images with this tag.")
+    depth_min = serializers.CharField(required=False, allow_blank=True, help_text="Depth at least (m).")
+    depth_max = serializers.CharField(required=False, allow_blank=True, help_text="Depth at most (m).")
+    bbox = serializers.CharField(
+        required=False, allow_blank=True, help_text="Location within min_lon,min_lat,max_lon,max_lat (degrees)."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        raw = {name: attrs.get(name) for name in ("label", "collection", "tag", "depth_min", "depth_max", "bbox")}
+        try:
+            attrs["filters"] = parse_filters(raw)
+        except FilterError as exc:
+            raise serializers.ValidationError({exc.param: [exc.message]}) from None
+        return attrs
+
+
+class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
     k = serializers.IntegerField(
         min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
     )
     label = _label_field("Only images of this rock type.")
 
 
-class ImageListQuerySerializer(_LabelMixin, serializers.Serializer):
+class ImageListQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
     label = _label_field("Only images of this rock type.")
 
 
@@ -121,6 +145,13 @@ class ImageSerializer(_AbsoluteUrlMixin, serializers.ModelSerializer):
             "sha256",
             "source",
             "original_name",
+            "sample_id",
+            "collection",
+            "latitude",
+            "longitude",
+            "depth_m",
+            "tags",
+            "description",
             "created_at",
             "image_url",
             "thumbnail_url",
@@ -136,6 +167,45 @@ class ImageSerializer(_AbsoluteUrlMixin, serializers.ModelSerializer):
 
     def get_display_url(self, image: Image) -> str:
         return self._absolute(image.display_url)
+
+
+class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
+    """PATCH /api/v1/images/<id>/: the sample metadata and the rock type (rules: search/metadata_rules.py)."""
+
+    tags = serializers.ListField(
+        child=serializers.CharField(allow_blank=True),
+        required=False,
+        help_text=f"Replaces the image's tags: up to {metadata_rules.TAGS_MAX}, each up to {metadata_rules.TAG_MAX} "
+        "characters.",
+    )
+    label = _label_field("Rock type.")
+
+    class Meta:
+        model = Image
+        fields = ["label", "sample_id", "collection", "latitude", "longitude", "depth_m", "tags", "description"]
+        extra_kwargs = {"sample_id": {"validators": []}}  # uniqueness checked below, with a clearer message
+
+    def validate_tags(self, value: list[str]) -> list[str]:
+        try:
+            return metadata_rules.normalize_tags(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.messages) from None
+
+    def validate_sample_id(self, value: str) -> str:
+        value = value.strip()
+        taken = Image.objects.filter(sample_id=value).exclude(pk=getattr(self.instance, "pk", None))
+        if value and taken.exists():
+            raise serializers.ValidationError(f"Sample id {value!r} is already used by image #{taken.first().pk}.")
+        return value
+
+    def validate(self, attrs: dict) -> dict:
+        latitude = attrs.get("latitude", getattr(self.instance, "latitude", None))
+        longitude = attrs.get("longitude", getattr(self.instance, "longitude", None))
+        try:
+            metadata_rules.check_location_pair(latitude, longitude)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"latitude": exc.messages}) from None
+        return attrs
 
 
 class SearchHitSerializer(serializers.Serializer):

@@ -3,11 +3,12 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import images, jobs, models, search
+from .views import images, jobs, models, root, search
 
 app_name = "api"
 
 urlpatterns = [
+    path("", root.ApiRootView.as_view(), name="root"),
     path("search/", search.SearchView.as_view(), name="search"),
     path("images/", images.ImageListView.as_view(), name="image-list"),
     path("images/<int:pk>/", images.ImageDetailView.as_view(), name="image-detail"),

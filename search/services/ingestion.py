@@ -40,6 +40,7 @@ class ImportSummary:
     rejected: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
     job_ids: list[int] = field(default_factory=list)
+    metadata_csv: bytes | None = None  # a metadata.csv found at the root of the imported folder or archive
 
     def line(self) -> str:
         return f"added {self.added}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
@@ -178,4 +179,23 @@ def images_import_path(
         max_total_bytes=settings.GEOSIM_MAX_ARCHIVE_BYTES,
         max_members=settings.GEOSIM_MAX_ARCHIVE_MEMBERS,
     )
-    return images_import(files, label=label, source=source, uploaded_by=uploaded_by, on_file=on_file)
+    found: list[bytes] = []
+    summary = images_import(
+        _without_metadata_csv(files, found), label=label, source=source, uploaded_by=uploaded_by, on_file=on_file
+    )
+    summary.metadata_csv = found[0] if found else None
+    return summary
+
+
+METADATA_CSV = "metadata.csv"
+
+
+def _without_metadata_csv(files: Iterable[SourceFile], found: list[bytes]) -> Iterable[SourceFile]:
+    """Set aside a ``metadata.csv`` at the root (or in the single top folder, like the image folders'
+    parent) instead of importing it as a bad image; the caller applies it once the images exist."""
+    for source_file in files:
+        parts = source_file.name.split("/")
+        if parts[-1].lower() == METADATA_CSV and len(parts) <= 2 and source_file.data is not None:
+            found.append(source_file.data)
+            continue
+        yield source_file

@@ -36,7 +36,7 @@ def test_drag_a_box_move_it_with_the_keyboard_and_search_that_region(page, site,
 
     with page.expect_navigation():
         page.click("text=Search this region")
-    assert re.search(r"[?&]query=[0-9a-f]{64}", page.url) and f"region={x + 4}%2C{y}%2C{w}%2C{h + 4}" in page.url
+    assert re.search(r"[?&]upload=[0-9a-f]{64}", page.url) and f"region={x + 4}%2C{y}%2C{w}%2C{h + 4}" in page.url
     assert page.locator(".hit").count() > 0
     assert page.input_value("#id_region") == f"{x + 4},{y},{w},{h + 4}"
     assert page.locator("#region-box").is_visible()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
@@ -13,16 +12,13 @@ from rest_framework.response import Response
 from search import selectors
 from search.models import Image
 from search.services.ingestion import image_ingest
+from search.services.metadata import image_metadata_update
 
+from ..pagination import CheckedPageNumberPagination
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageListQuerySerializer, ImageSerializer, ImageUploadSerializer
+from ..serializers import ImageListQuerySerializer, ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
 from ..throttles import UploadThrottle
-
-
-class ImagePagination(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 @extend_schema_view(
@@ -30,6 +26,7 @@ class ImagePagination(PageNumberPagination):
         operation_id="images_list",
         summary="The collection, newest first",
         parameters=[ImageListQuerySerializer],
+        responses={200: ImageSerializer(many=True), **error_responses(400, 404)},
         tags=["images"],
     )
 )
@@ -38,7 +35,7 @@ class ImageListView(generics.ListAPIView):
     throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageSerializer
-    pagination_class = ImagePagination
+    pagination_class = CheckedPageNumberPagination
 
     def get_permissions(self):
         """Anyone may read the collection; only staff may add to it."""
@@ -47,7 +44,7 @@ class ImageListView(generics.ListAPIView):
     def get_queryset(self):
         query = ImageListQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.images_list(label=query.validated_data.get("label"))
+        return selectors.images_list(filters=query.validated_data["filters"])
 
     @extend_schema(
         operation_id="images_create",
@@ -81,10 +78,28 @@ class ImageListView(generics.ListAPIView):
         summary="One image and its metadata",
         responses={200: ImageSerializer, **error_responses(404)},
         tags=["images"],
-    )
+    ),
+    patch=extend_schema(
+        operation_id="images_partial_update",
+        summary="Change an image's sample metadata or rock type (staff or token)",
+        request=ImageMetadataSerializer,
+        responses={200: ImageSerializer, **error_responses(400, 401, 403, 404)},
+        tags=["images"],
+    ),
 )
-class ImageDetailView(generics.RetrieveAPIView):
+class ImageDetailView(generics.RetrieveUpdateAPIView):
     authentication_classes = API_AUTHENTICATION
-    permission_classes = [AllowAny]
     serializer_class = ImageSerializer
     queryset = Image.objects.all()
+    http_method_names = ["get", "patch", "head", "options"]
+
+    def get_permissions(self):
+        """Anyone may read an image; only staff may change it."""
+        return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
+
+    def patch(self, request: Request, pk: int) -> Response:
+        image = self.get_object()
+        changes = ImageMetadataSerializer(image, data=request.data, partial=True)
+        changes.is_valid(raise_exception=True)
+        image_metadata_update(image, changes.validated_data)
+        return Response(ImageSerializer(image, context={"request": request}).data)

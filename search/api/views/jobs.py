@@ -45,7 +45,7 @@ _JOB_ERRORS = error_responses(401, 403)
     get=extend_schema(
         operation_id="jobs_list",
         summary="Background jobs, newest first",
-        responses={200: JobSerializer(many=True), **_JOB_ERRORS},
+        responses={200: JobSerializer(many=True), **_JOB_ERRORS, **error_responses(400, 404)},
         tags=["jobs"],
     )
 )

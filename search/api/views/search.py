@@ -42,6 +42,7 @@ class SearchView(APIView):
             data,
             k=query.validated_data["k"],
             label=query.validated_data.get("label"),
+            filters=query.validated_data["filters"],
             region=query.validated_data.get("region"),
         )
         return _answer_response(request, answer)
@@ -62,5 +63,10 @@ class SimilarImagesView(APIView):
     def get(self, request: Request, pk: int) -> Response:
         query = SimilarQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        answer = engine.search_by_image(pk, k=query.validated_data["k"], label=query.validated_data.get("label"))
+        answer = engine.search_by_image(
+            pk,
+            k=query.validated_data["k"],
+            label=query.validated_data.get("label"),
+            filters=query.validated_data["filters"],
+        )
         return _answer_response(request, answer)

@@ -1,10 +1,16 @@
 """python manage.py demo — what `make demo` runs: a working GeoSim on this machine in one command.
 
-Steps, each idempotent so a second run is quick: migrate; create (or reset) an admin login; load
-images (the DATASET folder/archive, or generated demo textures when the collection is empty); make
-sure a model is active (the shipped checkpoint, or a short training run on the collection when
-there is none); build the index; for a collection of large images (photos, micrographs), start
-training a model for them in the background, activated when it is ready; serve on 127.0.0.1:PORT.
+Steps, each idempotent so a second run is quick: migrate; create (or reset) an admin login and the
+``curator`` user whose API token the README uses; load images; make sure a model is active (the
+shipped checkpoint, or a short training run on the collection when there is none); build the index;
+for a collection of large images (photos, micrographs), start training a model for them in the
+background, activated when it is ready; serve on 127.0.0.1:PORT.
+
+One demo collection at a time: the images a demo imports are recorded with the source
+``demo: <dataset name>``. With DATASET, the images of an earlier demo's other dataset (the generated
+textures, say) are removed first, so searches only ever answer from the dataset asked for; images
+added outside the demo (uploads, ``import_images``) are kept, and the demo says how many. Without
+DATASET, the collection is kept as it is, and demo textures are generated only into an empty one.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from django.db.models import Count, Q
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 
 from search.demo_textures import write_demo_dataset
 from search.models import Image, ModelVersion
@@ -27,6 +36,21 @@ from search.services.model_training import TrainingRejected, training_request
 from training.geometry import choose_geometry
 
 DEMO_MODEL_PREFIX = "demo-trained-"
+
+DEMO_SOURCE_PREFIX = "demo: "
+GENERATED_SOURCE = DEMO_SOURCE_PREFIX + "generated textures"
+# Demos before sources were recorded this way imported their textures from var/demo-images.
+LEGACY_GENERATED_SOURCE = "demo-images"
+CURATOR = "curator"
+# What the README's token may do: upload images and rebuild the index (the admin's rules for both), follow jobs.
+CURATOR_PERMISSIONS = (
+    "add_image",
+    "change_image",
+    "view_image",
+    "change_indexversion",
+    "view_indexversion",
+    "view_job",
+)
 
 
 class Command(BaseCommand):
@@ -42,21 +66,18 @@ class Command(BaseCommand):
         self._step("Database")
         call_command("migrate", interactive=False, verbosity=0)
         password = self._admin_login()
+        token = self._curator_token()
 
         self._step("Images")
-        source = dataset
-        if source is not None and not source.exists():
-            raise CommandError(f"DATASET={source} does not exist.")
-        if source is None and not Image.objects.exists():
-            source = Path(settings.GEOSIM_DATA_DIR) / "demo-images"
-            self.stdout.write(f"No DATASET given: generating {per_class} demo textures per rock type in {source}")
-            write_demo_dataset(source, per_class=per_class)
+        if dataset is not None and not dataset.exists():
+            raise CommandError(f"DATASET={dataset} does not exist.")
+        source, source_name = self._images_to_load(dataset, per_class)
 
         self._step("Model")
         self._ensure_checkpoint(source)
 
         if source is not None:
-            call_command("import_images", str(source), stdout=self.stdout, stderr=self.stderr)
+            call_command("import_images", str(source), source=source_name, stdout=self.stdout, stderr=self.stderr)
         self.stdout.write(f"{Image.objects.count()} images in the collection.")
 
         self._step("Index")
@@ -71,7 +92,8 @@ class Command(BaseCommand):
 
         url = f"http://127.0.0.1:{port}/"
         self.stdout.write(self.style.SUCCESS(f"\nGeoSim is ready at {url}"))
-        self.stdout.write(f"Admin: {url}admin/  user: admin  password: {password}\n")
+        self.stdout.write(f"Admin: {url}admin/  user: admin  password: {password}")
+        self.stdout.write(f"API token of the staff user {CURATOR!r} (uploads, rebuilds): {token}\n")
         if not no_serve:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, use_threading=True)
 
@@ -112,6 +134,53 @@ class Command(BaseCommand):
         user.set_password(password)
         user.save()
         return password
+
+    def _curator_token(self) -> str:
+        """The staff user the README's `create_api_token curator` names: may upload and rebuild, nothing else."""
+        user, created = get_user_model().objects.get_or_create(username=CURATOR, defaults={"is_staff": True})
+        if created:
+            user.set_unusable_password()  # a token for scripts; people log in as admin
+            user.save()
+        permissions = Permission.objects.filter(content_type__app_label="search", codename__in=CURATOR_PERMISSIONS)
+        user.user_permissions.add(*permissions)
+        return Token.objects.get_or_create(user=user)[0].key
+
+    def _images_to_load(self, dataset: Path | None, per_class: int) -> tuple[Path | None, str]:
+        """The folder or archive to import (None: keep the collection) and the source its images get."""
+        if dataset is None:
+            if Image.objects.exists():
+                self._describe_kept_collection()
+                return None, ""
+            folder = Path(settings.GEOSIM_DATA_DIR) / "demo-images"
+            self.stdout.write(f"No DATASET given: generating {per_class} demo textures per rock type in {folder}")
+            write_demo_dataset(folder, per_class=per_class)
+            return folder, GENERATED_SOURCE
+        source_name = DEMO_SOURCE_PREFIX + dataset.name
+        earlier = Image.objects.filter(
+            Q(source__startswith=DEMO_SOURCE_PREFIX) | Q(source=LEGACY_GENERATED_SOURCE)
+        ).exclude(source=source_name)
+        removed = earlier.count()
+        if removed:
+            names = ", ".join(
+                sorted({s.removeprefix(DEMO_SOURCE_PREFIX) for s in earlier.values_list("source", flat=True)})
+            )
+            self.stdout.write(
+                f"Removing the {removed} images of the previous demo ({names}): the demo shows {dataset.name}."
+            )
+            earlier.delete()
+        others = Image.objects.exclude(source=source_name).count()
+        if others:
+            self.stdout.write(f"Keeping {others} images added outside `make demo` (uploads, import_images).")
+        return dataset, source_name
+
+    def _describe_kept_collection(self) -> None:
+        by_source = Image.objects.values("source").annotate(n=Count("id")).order_by("-n")
+        parts = ", ".join(
+            f"{row['n']} from {row['source'].removeprefix(DEMO_SOURCE_PREFIX) or 'uploads'}" for row in by_source
+        )
+        self.stdout.write(
+            f"Keeping the collection as it is ({parts}); `make demo DATASET=…` replaces the demo's images."
+        )
 
     def _ensure_checkpoint(self, data: Path | None) -> None:
         """The shipped checkpoint, or — when it is missing — a short training run on the images."""

@@ -9,7 +9,7 @@ from tqdm import tqdm
 
 from search.archives import ArchiveRejected, count_files
 from search.imaging import ImageRejected
-from search.services.ingestion import images_import_path
+from search.services.metadata import images_import_path_with_metadata
 
 
 class Command(BaseCommand):
@@ -21,9 +21,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("path", type=Path, help="folder or archive")
         parser.add_argument("--label", help="rock type for every image, instead of the parent folder name")
+        parser.add_argument("--source", help="where the images came from, recorded on each (default: PATH's name)")
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    def handle(self, *args, path: Path, label: str | None, no_progress: bool, verbosity: int, **options) -> None:
+    def handle(
+        self, *args, path: Path, label: str | None, source: str | None, no_progress: bool, verbosity: int, **options
+    ) -> None:
         path = path.expanduser()
         if not path.exists():
             raise CommandError(f"{path} does not exist.")
@@ -40,7 +43,9 @@ class Command(BaseCommand):
             bar.set_postfix(counts, refresh=False)
 
         try:
-            summary = images_import_path(path, label=label, source=str(path.name), on_file=on_file)
+            summary, metadata = images_import_path_with_metadata(
+                path, label=label, source=source or path.name, on_file=on_file
+            )
         except (ArchiveRejected, ImageRejected) as exc:
             raise CommandError(str(exc)) from None
         finally:
@@ -48,6 +53,10 @@ class Command(BaseCommand):
         for name, reason in summary.rejected:
             self.stderr.write(f"rejected {name}: {reason}")
         self.stdout.write(f"{path}: {summary.line()}; processing queued as {len(summary.job_ids)} job(s).")
+        if metadata is not None:
+            for problem in metadata.problems:
+                self.stderr.write(f"metadata.csv:{problem.line}: {problem.message}")
+            self.stdout.write(f"metadata.csv: {metadata.line()}.")
         waiting = summary.jobs_waiting_for_queue()
         if waiting:
             self.stdout.write(

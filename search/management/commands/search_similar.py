@@ -8,10 +8,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from search.engine import IndexUnavailable, UnknownLabel, answer_payload, search_by_bytes
+from search.filters import FilterError, parse_filters
 from search.imaging import ImageRejected
 from search.labels import normalize_label
 from search.limits import MAX_K, k_error
 from search.regions import InvalidRegion, parse_region
+
+FILTER_OPTIONS = ("collection", "tag", "depth_min", "depth_max", "bbox")
 
 
 class Command(BaseCommand):
@@ -24,6 +27,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--region", help="search with this part of the image: x,y,w,h in pixels (after EXIF orientation)"
         )
+        parser.add_argument("--collection", help="only images of this collection")
+        parser.add_argument("--tag", help="only images with this tag")
+        parser.add_argument("--depth-min", help="only images at least this deep (m)")
+        parser.add_argument("--depth-max", help="only images at most this deep (m)")
+        parser.add_argument("--bbox", help="only images within min_lon,min_lat,max_lon,max_lat")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the API's JSON answer")
 
     def handle(
@@ -36,6 +44,10 @@ class Command(BaseCommand):
         except ImageRejected as exc:
             raise CommandError(str(exc)) from None
         try:
+            filters = parse_filters({"label": label, **{name: options.get(name) for name in FILTER_OPTIONS}})
+        except FilterError as exc:
+            raise CommandError(f"--{exc.param.replace('_', '-')}: {exc.message}") from None
+        try:
             area = parse_region(region)
         except InvalidRegion as exc:
             raise CommandError(f"--region: {exc}") from None
@@ -44,7 +56,7 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"Cannot read {image}: {exc.strerror}.") from None
         try:
-            answer = search_by_bytes(data, k=k, label=label, region=area)
+            answer = search_by_bytes(data, k=k, filters=filters, region=area)
         except (ImageRejected, InvalidRegion, IndexUnavailable, UnknownLabel) as exc:
             raise CommandError(str(exc)) from None
         payload = answer_payload(answer)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.cache import cache
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -16,7 +15,7 @@ from rest_framework.test import APIClient
 from search.archives import SourceFile
 from search.models import Image
 from search.services.ingestion import images_import
-from tests.conftest import REPO_ROOT, image_bytes
+from tests.conftest import REPO_ROOT, clear_throttle_counters, image_bytes
 
 SEARCH_URL = "/api/v1/search/"
 IMAGES_URL = "/api/v1/images/"
@@ -34,9 +33,9 @@ def api_defaults(settings):
     """No rate limits unless a test sets one, and no throttle counters carried between tests."""
     settings.GEOSIM_SEARCH_RATE = None
     settings.GEOSIM_UPLOAD_RATE = None
-    cache.clear()
+    clear_throttle_counters()
     yield
-    cache.clear()
+    clear_throttle_counters()
 
 
 @dataclass

@@ -14,6 +14,13 @@ IMAGE_FIELDS = {
     "sha256",
     "source",
     "original_name",
+    "sample_id",
+    "collection",
+    "latitude",
+    "longitude",
+    "depth_m",
+    "tags",
+    "description",
     "created_at",
     "image_url",
     "thumbnail_url",
@@ -44,6 +51,12 @@ def test_list_filters_by_label(callers, collection):
     assert body["count"] == 2
     assert {item["label"] for item in body["results"]} == {"gneiss"}
     assert callers.anonymous.get(IMAGES_URL, {"label": "granite"}).json()["count"] == 0
+
+
+@pytest.mark.parametrize("page_size", ["0", "501", "abc", "-3", "²", "4.5"])
+def test_an_invalid_page_size_is_a_400_not_ignored(callers, collection, page_size):
+    error = assert_error(callers.anonymous.get(IMAGES_URL, {"page_size": page_size}), 400, "invalid")
+    assert "page_size" in error["fields"]
 
 
 @pytest.mark.parametrize("page", ["99", "abc", "0"])

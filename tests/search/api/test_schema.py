@@ -9,9 +9,10 @@ from drf_spectacular.validation import validate_schema
 from .conftest import CALLERS
 
 ENDPOINTS = {
+    "/api/v1/": {"get"},
     "/api/v1/search/": {"post"},
     "/api/v1/images/": {"get", "post"},
-    "/api/v1/images/{id}/": {"get"},
+    "/api/v1/images/{id}/": {"get", "patch"},
     "/api/v1/images/{id}/similar/": {"get"},
     "/api/v1/index/rebuild/": {"post"},
     "/api/v1/jobs/": {"get"},
@@ -75,3 +76,24 @@ def test_docs_page_for_anyone_with_local_assets_only(callers, who):
     assert any("swagger-ui-bundle" in a for a in assets)
     for asset in assets:
         assert callers[who].get(asset).status_code == 200, asset
+
+
+@pytest.mark.parametrize("path", ["/api/v1/images/", "/api/v1/jobs/"])
+def test_lists_document_invalid_page_and_page_size_answers(schema, path):
+    operation = schema["paths"][path]["get"]
+    assert "Invalid page." in operation["responses"]["404"]["description"]
+    assert "400" in operation["responses"]
+    parameters = {parameter["name"]: parameter for parameter in operation["parameters"]}
+    assert parameters["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 500}
+    assert parameters["page"]["schema"]["minimum"] == 1
+
+
+def test_label_filter_documents_its_pattern(schema):
+    import re
+
+    from search.labels import INPUT_PATTERN
+
+    parameters = {p["name"]: p for p in schema["paths"]["/api/v1/images/"]["get"]["parameters"]}
+    patterns = [choice.get("pattern") for choice in parameters["label"]["schema"]["oneOf"]]
+    assert INPUT_PATTERN in patterns
+    assert re.match(INPUT_PATTERN, " Banded Gneiss") and not re.match(INPUT_PATTERN, "<b>")

@@ -28,9 +28,35 @@ def test_rebuild_button_starts_a_job_and_leads_to_the_jobs_page(admin, indexed):
     assert Job.objects.filter(kind=Job.Kind.REINDEX).count() == 1
 
 
-def test_staff_without_permission_cannot_rebuild(client, django_user_model, indexed):
-    client.force_login(django_user_model.objects.create_user("helper", password="pw-helper-123", is_staff=True))
-    assert client.post("/admin/search/indexversion/rebuild/").status_code == 403
+def test_staff_without_model_permissions_may_rebuild_as_through_the_api(client, django_user_model, indexed):
+    """search.access.may_curate: the admin and the API agree that any active staff user may rebuild."""
+    client.force_login(django_user_model.objects.create_user("helper", is_staff=True))
+    response = client.post("/admin/search/indexversion/rebuild/")
+    assert response.status_code == 302 and response["Location"] == "/jobs/"
+    assert Job.objects.filter(kind=Job.Kind.REINDEX).count() == 1
+    assert client.post("/api/v1/index/rebuild/").status_code == 202
+
+
+def test_staff_without_model_permissions_may_upload_as_through_the_api(client, django_user_model, indexed):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from search.models import Image
+    from tests.conftest import image_bytes
+
+    client.force_login(django_user_model.objects.create_user("helper", is_staff=True))
+    before = Image.objects.count()
+    files = [SimpleUploadedFile(f"{i}.jpg", image_bytes(seed=500 + i), "image/jpeg") for i in range(2)]
+    response = client.post("/admin/search/image/upload/", {"files": files, "label": "gneiss"})
+    assert response.status_code == 302 and response["Location"] == "/jobs/"
+    assert Image.objects.count() == before + 2
+    api = client.post("/api/v1/images/", {"image": SimpleUploadedFile("a.jpg", image_bytes(seed=600), "image/jpeg")})
+    assert api.status_code == 201
+
+
+def test_non_staff_may_neither_upload_nor_rebuild(client, django_user_model, indexed):
+    client.force_login(django_user_model.objects.create_user("visitor"))
+    assert client.post("/admin/search/indexversion/rebuild/").status_code == 302  # to the admin login
+    assert client.post("/api/v1/index/rebuild/").status_code == 403
     assert not Job.objects.filter(kind=Job.Kind.REINDEX).exists()
 
 

@@ -22,13 +22,13 @@ def test_upload_results_offer_a_region_form_that_reruns_the_same_query(client, i
     first = client.post("/", {"image": SimpleUploadedFile("rock.jpg", data, "image/jpeg"), "k": 5})
     html = first.content.decode()
     assert first.status_code == 200
-    token = re.search(r'name="query" value="([0-9a-f]{64})"', html).group(1)
+    token = re.search(r'name="upload" value="([0-9a-f]{64})"', html).group(1)
     assert 'id="region-box"' in html and 'data-width="40" data-height="30"' in html
     assert "40 × 30 px" in html
     # Same query, whole image: the same answer; a region: another answer, with its box drawn.
-    again = client.get("/", {"query": token, "k": 5}).content.decode()
+    again = client.get("/", {"upload": token, "k": 5}).content.decode()
     assert _scores(again) == _scores(html)
-    region = client.get("/", {"query": token, "k": 5, "region": "0,0,20,15"})
+    region = client.get("/", {"upload": token, "k": 5, "region": "0,0,20,15"})
     assert region.status_code == 200
     boxed = region.content.decode()
     assert _scores(boxed) != _scores(html)
@@ -54,10 +54,10 @@ def test_bad_regions_are_messages(client, indexed, region, message):
 
 
 def test_an_unknown_or_expired_query_asks_for_the_upload_again(client, indexed, monkeypatch):
-    missing = client.get("/", {"query": "0" * 64})
+    missing = client.get("/", {"upload": "0" * 64})
     assert missing.status_code == 404 and "upload it again" in missing.content.decode()
-    assert client.get("/", {"query": "../../etc/passwd"}).status_code == 404
+    assert client.get("/", {"upload": "../../etc/passwd"}).status_code == 404
     token = query_uploads.query_keep(image_bytes(seed=7))
-    assert client.get("/", {"query": token}).status_code == 200
+    assert client.get("/", {"upload": token}).status_code == 200
     monkeypatch.setattr(query_uploads, "QUERY_KEEP_SECONDS", -1)
-    assert client.get("/", {"query": token}).status_code == 404
+    assert client.get("/", {"upload": token}).status_code == 404

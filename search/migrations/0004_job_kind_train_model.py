@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('search', '0002_job_heartbeat'),
+        ('search', '0003_image_metadata'),
     ]
 
     operations = [
