@@ -116,8 +116,13 @@ def search_by_image(
     label: str | None = None,
     filters: ImageFilter = NO_FILTER,
     region: Region | None = None,
+    match_boxes: bool = True,
 ) -> SearchAnswer:
-    """Search with an image of the collection, or a region of it; the image itself is excluded from the results."""
+    """Search with an image of the collection, or a region of it; the image itself is excluded from the results.
+
+    ``match_boxes=False`` skips locating the match in large results (the image page's "most similar",
+    which draws no boxes: locating costs about one embedding per result).
+    """
     started = time.perf_counter()
     image = Image.objects.filter(pk=image_id).first()
     if image is None:
@@ -129,7 +134,9 @@ def search_by_image(
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
     else:  # a region, or not embedded yet (its job is still queued): embed it now
         vector = _query_vector(model_version, _stored_picture(image), region)
-    answer = _answer(loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started)
+    answer = _answer(
+        loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started, match_boxes=match_boxes
+    )
     answer.query_image = image
     return answer
 
@@ -155,7 +162,15 @@ def _stored_picture(image: Image):
 
 
 def _answer(
-    loaded, vector: np.ndarray, *, k: int, label: str | None, filters: ImageFilter, exclude: int | None, started
+    loaded,
+    vector: np.ndarray,
+    *,
+    k: int,
+    label: str | None,
+    filters: ImageFilter,
+    exclude: int | None,
+    started,
+    match_boxes: bool = True,
 ):
     if k_error(k):
         raise ValueError(k_error(k))
@@ -184,7 +199,8 @@ def _answer(
         for s, i in zip(hit_scores[0], hit_ids[0], strict=True)
         if i >= 0 and int(i) in images  # an image deleted since the index version was built is skipped
     ]
-    hits = _with_match_boxes(loaded.version.model_version, hits, vector[0])
+    if match_boxes:
+        hits = _with_match_boxes(loaded.version.model_version, hits, vector[0])
     return SearchAnswer(
         hits=hits,
         predicted_label=max(vote, key=vote.get) if vote else None,

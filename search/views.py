@@ -256,7 +256,7 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
         notice, status = _form_error(form), 400
     else:
         try:
-            answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
+            answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"], match_boxes=False)
         except IndexUnavailable as exc:
             notice = f"Similar images will appear once the index is built. {exc}"
         except engine.ImageUnreadable as exc:
