@@ -1,6 +1,6 @@
 """Benchmark training a model from GeoSim and switching searches to it, on a generated lab-like collection.
 
-    python bench/bench_training.py [--per-class 375] [--classes 4] [--size 500x380]
+    python bench/bench_training.py [--per-class 375] [--classes 4] [--size 500x380] [--dataset DIR]
 
 In a fresh GEOSIM_DATA_DIR (a temp dir) on the embedded default (SQLite, tasks in-process; the training
 job runs in a background thread, as `make demo` would run it):
@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=375)
     parser.add_argument("--classes", type=int, default=4, choices=range(2, 7))
     parser.add_argument("--size", default="500x380", help="WIDTHxHEIGHT of the generated images")
+    parser.add_argument("--dataset", type=Path, help="a folder this benchmark generated before (skips generating)")
     args = parser.parse_args()
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -59,7 +60,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     rocks = ROCKS[: args.classes]
     started = time.perf_counter()
-    dataset = _generate(work / "lab", rocks, args.per_class, width, height)
+    dataset = args.dataset or _generate(work / "lab", rocks, args.per_class, width, height)
     generated_s = time.perf_counter() - started
 
     started = time.perf_counter()
