@@ -130,7 +130,14 @@ DATABASES = {
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Let the web process and in-process tasks wait for each other's writes instead of failing.
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 30, "transaction_mode": "IMMEDIATE"})
+    # WAL: pages keep reading while a background job writes (the embedded mode's jobs run on threads).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -164,6 +171,11 @@ REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL or "memory://localhost/"
 CELERY_RESULT_BACKEND = REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = REDIS_URL is None
+# Without a worker, jobs run on background threads of the web process ("background"), so requests
+# never wait for them; "inline" runs them in the request (the test suite, for determinism).
+GEOSIM_IN_PROCESS_JOBS = env_str("GEOSIM_IN_PROCESS_JOBS", "background")
+if GEOSIM_IN_PROCESS_JOBS not in {"background", "inline"}:
+    raise ImproperlyConfigured("GEOSIM_IN_PROCESS_JOBS must be 'background' or 'inline'.")
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another worker
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -171,11 +183,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = "json"
-# Two queues: "celery" (uploads, indexing, projections) and "training" (model training, hours-long at worst).
-# A worker started without -Q consumes both; production runs one worker per queue (docker-compose.yml),
-# so a training run never delays making uploads searchable.
+# Three queues (search.services.jobs.job_queue): "celery" (uploads, indexing, model switches), "geosim-low"
+# (explorer projections) and "training" (model training, hours-long at worst). A worker started without -Q
+# consumes all three; docker-compose.yml gives training a worker of its own, so it never delays indexing.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
-CELERY_TASK_QUEUES = (Queue("celery"), Queue("training"))
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("geosim-low"), Queue("training"))
 # When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}

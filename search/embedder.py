@@ -18,6 +18,7 @@ from django.conf import settings
 from PIL import Image
 
 from search.models import ModelVersion
+from training.calibration import FALLBACK, Calibration
 from training.inference import Embedder
 
 _lock = threading.Lock()
@@ -38,6 +39,12 @@ def get_embedder(model_version: ModelVersion) -> Embedder:
             embedder = Embedder.from_checkpoint(Path(model_version.checkpoint))
             _embedders[key] = embedder
     return embedder
+
+
+def calibration(model_version: ModelVersion) -> Calibration:
+    """The model's map from cosine to the probability of the same rock type (a fixed fallback for old checkpoints)."""
+    loaded = get_embedder(model_version).checkpoint
+    return loaded.calibration if loaded is not None else FALLBACK
 
 
 def embed_images(model_version: ModelVersion, images: list[Image.Image]) -> np.ndarray:

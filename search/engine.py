@@ -2,8 +2,10 @@
 
 One code path serves the web page, the REST API and ``manage.py search_similar``. The query is
 embedded with the model the live index was built with (so a model change can never mix vector
-spaces), searched with one FAISS thread (fastest for single queries), and the rock type is predicted
-by a score-weighted vote of the nearest neighbours.
+spaces), searched with one FAISS thread (fastest for single queries). Each result's cosine (``score``)
+is turned into ``similarity``, the probability that it shows the query's rock type, by the model's own
+calibration (``training.calibration``); the rock type is predicted by a similarity-weighted vote of the
+nearest neighbours.
 
 A query may be a ``region`` of the image (:mod:`search.regions`). A result larger than the model's
 input gets a ``match_box``: the crop of it that best matches the query (``Embedder.locate``), computed
@@ -12,6 +14,7 @@ for the K results only, never for the whole index.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -56,14 +59,18 @@ class ImageUnreadable(RuntimeError):
 class SearchHit:
     image: Image
     score: float
+    """Cosine of the query and result embeddings (the ranking)."""
+    similarity: float
+    """Calibrated probability, in [0, 1], that the result shows the query's rock type."""
     match_box: tuple[int, int, int, int] | None = None
+    """For a result larger than the model's input: where in it the query matches best (x, y, w, h)."""
 
 
 @dataclass
 class SearchAnswer:
     hits: list[SearchHit]
     predicted_label: str | None
-    vote: dict[str, float]  # rock type → share of the neighbours' score weight
+    vote: dict[str, float]  # rock type → share of the neighbours' similarity
     model_version: str
     index_version: int
     took_ms: float = 0.0
@@ -193,10 +200,11 @@ def _answer(
         hit_scores, hit_ids = scores[:, :k], ids[:, :k]
     wanted = {int(i) for i in np.concatenate([ids[0], hit_ids[0]]) if i >= 0}
     images = selectors.images_for_answer(wanted)
-    vote = _vote(scores[0], ids[0], images)
+    calibration = embedder.calibration(loaded.version.model_version)
+    vote = _vote(calibration.similarity(scores[0]), ids[0], images)
     hits = [
-        SearchHit(image=images[int(i)], score=float(s))
-        for s, i in zip(hit_scores[0], hit_ids[0], strict=True)
+        SearchHit(image=images[int(i)], score=float(s), similarity=float(p))
+        for s, p, i in zip(hit_scores[0], calibration.similarity(hit_scores[0]), hit_ids[0], strict=True)
         if i >= 0 and int(i) in images  # an image deleted since the index version was built is skipped
     ]
     if match_boxes:
@@ -222,7 +230,7 @@ def _with_match_boxes(model_version, hits: list[SearchHit], query: np.ndarray) -
         box = None
         if max(hit.image.width, hit.image.height) > model.input_size:
             box = _locate(model, hit.image, query)
-        out.append(SearchHit(image=hit.image, score=hit.score, match_box=box) if box else hit)
+        out.append(dataclasses.replace(hit, match_box=box) if box else hit)
     return out
 
 
@@ -252,17 +260,22 @@ def _use_search_threads() -> None:
         _threads_set = True
 
 
-def _vote(scores: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict[str, float]:
-    """Score-weighted k-NN vote over labelled neighbours: rock type → share of the weight."""
+def _vote(similarities: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict[str, float]:
+    """Similarity-weighted k-NN vote over labelled neighbours: rock type → share of the weight.
+
+    Weighting by the calibrated probability rather than the cosine lets a neighbour that is probably of
+    another type count for little, where cosines of 0.97 and 0.999 would weigh almost the same.
+    """
     weights: dict[str, float] = defaultdict(float)
-    for score, image_id in zip(scores, ids, strict=True):
+    for similarity, image_id in zip(similarities, ids, strict=True):
         image = images.get(int(image_id))
         if image_id >= 0 and image is not None and image.label:
-            weights[image.label] += max(float(score), 0.0)
+            weights[image.label] += float(similarity)
     total = sum(weights.values())
     if total <= 0:
         return {}
-    return {label: round(weight / total, 4) for label, weight in sorted(weights.items(), key=lambda kv: -kv[1])}
+    ranked = sorted(weights.items(), key=lambda kv: -kv[1])
+    return {label: round(weight / total, 4) for label, weight in ranked if weight > 0}
 
 
 def answer_payload(answer: SearchAnswer, *, absolute_url=lambda url: url) -> dict:
@@ -281,6 +294,7 @@ def _hit_payload(hit: SearchHit, absolute_url) -> dict:
     payload = {
         "id": hit.image.pk,
         "score": round(hit.score, 6),
+        "similarity": round(hit.similarity, 4),
         "label": hit.image.label,
         "image_url": absolute_url(hit.image.file.url),
     }

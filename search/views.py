@@ -28,7 +28,9 @@ from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
 from search.regions import InvalidRegion
+from search.services import export as export_formats
 from search.services import projection
+from search.services.feedback import FeedbackError, parse_ids, search_with_feedback
 from search.services.query_uploads import query_bytes, query_keep
 
 GRID_PAGE_SIZE = 48
@@ -77,9 +79,18 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
     if not form.is_valid():
         return _home_page(request, form, error=_form_error(form), status=400)
     upload = form.cleaned_data["image"]
+    try:
+        positive = parse_ids(request.POST.getlist("positive"), "positive")
+        negative = parse_ids(request.POST.getlist("negative"), "negative")
+    except FeedbackError as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    if positive or negative:
+        return _search_refined(request, form, positive=positive, negative=negative)
     if upload is None and form.cleaned_data["query_image"]:  # the same collection image, other K or rock type
         return redirect(
-            _collection_search_url(form.cleaned_data["query_image"], form.cleaned_data, request.image_filter)
+            _collection_search_url(
+                form.cleaned_data["query_image"], form.cleaned_data, request.image_filter, request.POST.get("export")
+            )
         )
     if upload is None and form.cleaned_data["query"]:
         return _search_saved_query(request, form, form.cleaned_data["query"])
@@ -144,14 +155,52 @@ def _search_saved_query(request: HttpRequest, form: SearchForm, token: str) -> H
     return _home_page(request, form, answer=answer, query=query)
 
 
+def _search_refined(request: HttpRequest, form: SearchForm, *, positive: list[int], negative: list[int]):
+    """The results again, moved towards the images marked "more like this" and away from "less like this"."""
+    upload, token, image_id = form.cleaned_data["image"], form.cleaned_data["query"], form.cleaned_data["query_image"]
+    data = upload.read() if upload is not None else None
+    saved = None
+    try:
+        saved = query_tokens.saved_query(token) if upload is None and token else None
+        answer = search_with_feedback(
+            data=data,
+            base=saved.vector if saved else None,
+            image_id=image_id if upload is None and saved is None else None,
+            positive=positive,
+            negative=negative,
+            k=form.cleaned_data["k"],
+            filters=request.image_filter,
+        )
+    except (ImageRejected, FeedbackError, query_tokens.QueryTokenInvalid, engine.UnknownLabel) as exc:
+        return _home_page(request, form, error=str(exc), status=400)
+    except IndexUnavailable as exc:
+        return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
+    # Later rounds start from this round's refined query (a token for uploads, the image for collection images).
+    if saved is not None:
+        query = {"name": saved.name, "src": saved.preview, "image": None}
+        query["token"] = _query_token(answer, query)
+    elif upload is not None:
+        query = {"name": upload.name, "src": _preview(data)[0], "image": None}
+        query["token"] = _query_token(answer, query)
+    elif image_id is not None:
+        image = Image.objects.get(pk=image_id)
+        query = {"name": f"#{image.pk} · {image.label or 'unlabelled'}", "src": image.display_url, "image": image}
+    else:
+        query = {"name": "the marked images", "src": "", "image": None}
+    request.marked = {"positive": positive, "negative": negative}
+    return _home_page(request, form, answer=answer, query=query)
+
+
 def _query_token(answer: engine.SearchAnswer, query: dict) -> str:
     return query_tokens.query_token(
         vector=answer.query_vector, model_version_id=answer.model_version_id, name=query["name"], preview=query["src"]
     )
 
 
-def _collection_search_url(image_id: int, cleaned: dict, image_filter) -> str:
+def _collection_search_url(image_id: int, cleaned: dict, image_filter, export: str | None = None) -> str:
     params = {"image": image_id, "k": cleaned["k"], **image_filter.as_params()}
+    if export in export_formats.FORMATS:
+        params["export"] = export
     if cleaned["label"]:
         params["label"] = cleaned["label"]
     return f"{reverse('home')}?{urlencode(params)}#results"
@@ -188,6 +237,15 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
 
 
 def _home_page(request, form, *, answer=None, query=None, error: str = "", status: int = 200) -> HttpResponse:
+    # Only with an answer: an oversized POST is answered here too, and its body must stay unread.
+    export = (request.POST if request.method == "POST" else request.GET).get("export") if answer else None
+    if export in export_formats.FORMATS:
+        return export_formats.export_response(
+            export_formats.rows_from_answer(answer),
+            fmt=export,
+            name="search-results",
+            absolute_url=request.build_absolute_uri,
+        )
     grid_label = _grid_label(request)
     image_filter = getattr(request, "image_filter", NO_FILTER)
     matching = selectors.images_list(label=grid_label, filters=image_filter)
@@ -212,6 +270,8 @@ def _home_page(request, form, *, answer=None, query=None, error: str = "", statu
         "filter_choices": selectors.filter_choices(),
         "location": selectors.location_summary(matching) if image_filter else None,
         "hits_location": selectors.location_summary_of_ids([hit.image.pk for hit in answer.hits]) if answer else None,
+        "marked": getattr(request, "marked", {"positive": [], "negative": []}),
+        "list_export_query": urlencode({**image_filter.as_params(), **({"label": grid_label} if grid_label else {})}),
     }
     return render(request, "search/home.html", context, status=status)
 
@@ -287,41 +347,64 @@ def _method(request: HttpRequest) -> str:
 
 @require_GET
 def explore(request: HttpRequest) -> HttpResponse:
-    """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none."""
+    """The 3-D embedding explorer; starts (or joins) the projection job when the live version has none.
+
+    Never waits for the projection: the job runs on a worker (or a background thread in the embedded
+    mode) and the page polls explore_status until the file is there.
+    """
     method = _method(request)
     live = selectors.active_index_version()
     context = {"method": method, "methods": projection.METHODS, "live": live, "job": None, "cached": None}
     if live is not None:
         cached = projection.projection_cached(method=method, index_version=live.version)
         if cached is None:
-            job = projection.projection_request(
-                method=method, index_version=live.version, created_by=request.user if request.user.is_staff else None
-            )
-            job.refresh_from_db()  # with in-process tasks it has already run
-            cached = projection.projection_cached(method=method, index_version=live.version)
-            context["job"] = None if cached else job
+            context.update(_projection_job(request, method=method, index_version=live.version))
             # Meanwhile, an older projection is better than an empty page.
-            cached = cached or projection.projection_cached(method=method)
+            cached = projection.projection_cached(method=method)
         context["cached"] = cached
         context["stale"] = cached is not None and cached.index_version != live.version
     return render(request, "search/explore.html", context)
 
 
+def _projection_job(request: HttpRequest, *, method: str, index_version: int) -> dict:
+    """The job computing this projection (started if this visitor may), or why there is none."""
+    if not projection.projection_may_start(method=method, user=request.user):
+        job = projection.projection_open_job(method=method, index_version=index_version)
+        return {"job": job, "staff_only": job is None}
+    job = projection.projection_request(
+        method=method, index_version=index_version, created_by=request.user if request.user.is_staff else None
+    )
+    job.refresh_from_db()
+    if job.status == Job.Status.SUCCEEDED and projection.projection_job_is_for(
+        job, method=method, index_version=index_version
+    ):
+        return {"job": None}  # finished already (inline jobs): the cached file is there
+    return {
+        "job": job,
+        "queued_behind": not projection.projection_job_is_for(job, method=method, index_version=index_version),
+    }
+
+
 @require_GET
 @never_cache
 def explore_status(request: HttpRequest) -> JsonResponse:
-    """Progress of the projection of the live index version (the explorer polls this)."""
+    """Progress of the projection of the live index version (the explorer polls this).
+
+    When the job it waited for was another projection (one runs at a time), this starts the wanted one.
+    """
     method = _method(request)
     live = IndexVersion.objects.filter(is_active=True).first()
     if live is None:
         return JsonResponse({"ready": False, "status": "no_index", "progress": 0.0, "error": ""})
     if projection.projection_cached(method=method, index_version=live.version):
         return JsonResponse({"ready": True, "status": Job.Status.SUCCEEDED, "progress": 1.0, "error": ""})
-    job = projection.projection_open_job(method=method, index_version=live.version)
+    job = _projection_job(request, method=method, index_version=live.version).get("job")
     if job is None:
         job = Job.objects.filter(kind=Job.Kind.PROJECTION).order_by("-id").first()
     if job is None:
         return JsonResponse({"ready": False, "status": "missing", "progress": 0.0, "error": ""})
+    if not projection.projection_job_is_for(job, method=method, index_version=live.version):
+        return JsonResponse({"ready": False, "status": Job.Status.PENDING, "progress": 0.0, "error": ""})
     return JsonResponse({"ready": False, "status": job.status, "progress": job.progress, "error": job.error})
 
 

@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-SHARED_ARCHIVE = SHARED_DATA / "geological_similarity-part1.tar.xz"
+DEFAULT_REAL_DATA = REPO_ROOT.parent / "shared" / "data"
+REAL_ARCHIVE_PATTERN = "geological_similarity-part*.tar.xz"
 ROCK_TYPES = ("andesite", "gneiss", "marble", "quartzite", "rhyolite", "schist")
 
 
@@ -128,16 +128,29 @@ def celery_worker(celery_in_process, transactional_db):
     app.conf.task_always_eager = True
 
 
-def shared_data_or_skip() -> Path:
-    if not SHARED_ARCHIVE.exists():
-        pytest.skip(f"real images not available ({SHARED_ARCHIVE} is absent; it ships beside the repository)")
-    return SHARED_ARCHIVE
+def real_data_folder() -> Path:
+    """Where the real archives are: ``GEOSIM_REAL_DATA``, else ``../shared/data`` beside the clone."""
+    configured = os.environ.get("GEOSIM_REAL_DATA", "").strip()
+    return Path(configured).expanduser() if configured else DEFAULT_REAL_DATA
+
+
+def real_archives_or_skip() -> list[Path]:
+    """The real ``geological_similarity-part*.tar.xz`` archives, or a skip that says where they were looked for.
+
+    The one way a ``realdata`` test finds the real images (tests/test_real_data_helper.py checks that).
+    """
+    folder = real_data_folder()
+    archives = sorted(folder.glob(REAL_ARCHIVE_PATTERN)) if folder.is_dir() else []
+    if not archives:
+        how = "GEOSIM_REAL_DATA" if os.environ.get("GEOSIM_REAL_DATA", "").strip() else "the default ../shared/data"
+        pytest.skip(f"real data absent: no {REAL_ARCHIVE_PATTERN} in {folder} ({how}; set GEOSIM_REAL_DATA)")
+    return archives
 
 
 @pytest.fixture(scope="session")
 def real_images_dir(tmp_path_factory) -> Path:
-    """The shared real dataset extracted once per session (outside the repository)."""
-    archive = shared_data_or_skip()
+    """The first part of the real dataset extracted once per session (outside the repository)."""
+    archive = real_archives_or_skip()[0]
     target = tmp_path_factory.mktemp("real-data")
     extract_archive(archive, target)
     return target / "geological_similarity"

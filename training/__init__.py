@@ -3,8 +3,9 @@
 Modules, by role: ``preprocessing`` (the one image → model-input function), ``data`` (folder reading,
 split, augmentation), ``model`` (the CNN), ``losses`` (triplet loss with mining + auxiliary loss),
 ``checkpoint`` (the versioned file format), ``inference`` (``Embedder``), ``metrics`` (leave-one-out
-retrieval metrics), ``projection`` (PCA / t-SNE), ``baselines``; command-line tools ``train``,
-``embed``, ``evaluate``, ``visualize`` and ``speed``. The shipped model is ``weights/default.pt``
+retrieval metrics), ``calibration`` (cosine → probability of the same rock type, and its error),
+``projection`` (PCA / t-SNE), ``baselines``; command-line tools ``train``, ``embed``, ``evaluate``,
+``calibrate``, ``visualize`` and ``speed``. The shipped model is ``weights/default.pt``
 (see ``weights/MODEL_CARD.md``).
 """
 

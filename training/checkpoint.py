@@ -15,6 +15,8 @@ no pickled code) with these keys::
     metrics         {"val": {...}, "test": {...}, "baselines": {...}, ...} (free-form)
     data            description of the training data and split (incl. held-out image keys)
     training        hyperparameters and timing (free-form)
+    calibration     cosine → probability of the same rock type (``training.calibration.Calibration.to_dict``);
+                    optional: a checkpoint without it answers with ``calibration.FALLBACK``
     created         ISO timestamp
 
 Version 2 added ``geometry``. Version 1 files (the whole-image 28 px model) are still read: their
@@ -35,6 +37,7 @@ from typing import Any
 
 import torch
 
+from .calibration import FALLBACK, Calibration
 from .geometry import InputGeometry
 from .model import EmbeddingNet, ModelConfig
 
@@ -63,6 +66,7 @@ class LoadedCheckpoint:
     metrics: dict[str, Any] = field(default_factory=dict)
     data: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration = FALLBACK
     format_version: int = FORMAT_VERSION
     created: str = ""
     geometry: InputGeometry = field(default_factory=InputGeometry)
@@ -90,6 +94,7 @@ def save_checkpoint(
     metrics: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
     training: dict[str, Any] | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temp file, fsync, rename) and return its path.
 
@@ -121,6 +126,7 @@ def save_checkpoint(
         "metrics": _plain(metrics or {}),
         "data": _plain(data or {}),
         "training": _plain(training or {}),
+        **({"calibration": _plain(calibration.to_dict())} if calibration is not None else {}),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -186,6 +192,7 @@ def load_checkpoint(path: str | Path) -> LoadedCheckpoint:
             metrics=payload.get("metrics", {}),
             data=payload.get("data", {}),
             training=payload.get("training", {}),
+            calibration=Calibration.from_dict(payload.get("calibration")),
             format_version=version,
             created=payload.get("created", ""),
             geometry=geometry,

@@ -96,6 +96,12 @@ def _size(path: Path) -> tuple[int, int] | None:
 
 
 def _selected_files(root: Path, keep: Callable[[str], bool] | None) -> list[Path]:
+    if root.exists() and not root.is_dir():
+        # An archive, most likely: say so instead of "does not exist" (the training CLIs read folders).
+        raise ValueError(
+            f"{root} is not a folder: --data takes a folder of class-named subfolders. Extract an archive "
+            f"outside the repository first, e.g. mkdir -p /tmp/geosim-data && tar -xf {root} -C /tmp/geosim-data"
+        )
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist")
     files = find_images(root)

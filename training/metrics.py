@@ -16,7 +16,7 @@ import torch.nn.functional as F
 METRIC_NAMES = ("p_at_1", "p_at_5", "map_at_r", "r_precision")
 
 
-def _ranked_neighbours(
+def ranked_neighbours(
     embeddings: np.ndarray, labels: np.ndarray, metric: str, depth: int | None, chunk_size: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield ``(query indices, neighbour indices ranked best first, self excluded)`` per chunk.
@@ -57,6 +57,17 @@ def retrieval_metrics(
     other image are left out. ``metric``: ``"cosine"`` (embeddings are normalised first) or
     ``"euclidean"`` (for raw-feature baselines).
     """
+    per_query = per_query_metrics(embeddings, labels, metric, chunk_size)
+    return {name: float(values.mean()) for name, values in per_query.items()}
+
+
+def per_query_metrics(
+    embeddings: np.ndarray, labels: np.ndarray | list, metric: str = "cosine", chunk_size: int = 1024
+) -> dict[str, np.ndarray]:
+    """The metrics of :func:`retrieval_metrics` for each query (for bootstrap confidence intervals).
+
+    Queries whose class has no other image are left out, so the arrays may be shorter than ``labels``.
+    """
     labels = np.asarray(labels)
     embeddings = np.asarray(embeddings)
     if len(labels) != len(embeddings):
@@ -65,9 +76,8 @@ def retrieval_metrics(
         raise ValueError("need at least two images")
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     relevant_counts = counts[inverse] - 1
-    sums = dict.fromkeys(METRIC_NAMES, 0.0)
-    queries = 0
-    for query, ranked in _ranked_neighbours(embeddings, inverse, metric, None, chunk_size):
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in METRIC_NAMES}
+    for query, ranked in ranked_neighbours(embeddings, inverse, metric, None, chunk_size):
         r = relevant_counts[query]
         keep = r > 0
         if not keep.any():
@@ -79,14 +89,13 @@ def retrieval_metrics(
         within_r = positions[None, :] <= r[:, None]
         precision_at_i = np.cumsum(hits, axis=1) / positions
         top5 = min(5, depth)
-        sums["p_at_1"] += hits[:, 0].sum()
-        sums["p_at_5"] += (hits[:, :top5].sum(axis=1) / top5).sum()
-        sums["map_at_r"] += ((precision_at_i * hits * within_r).sum(axis=1) / r).sum()
-        sums["r_precision"] += ((hits * within_r).sum(axis=1) / r).sum()
-        queries += len(query)
-    if queries == 0:
+        parts["p_at_1"].append(hits[:, 0])
+        parts["p_at_5"].append(hits[:, :top5].sum(axis=1) / top5)
+        parts["map_at_r"].append((precision_at_i * hits * within_r).sum(axis=1) / r)
+        parts["r_precision"].append((hits * within_r).sum(axis=1) / r)
+    if not parts["p_at_1"]:
         raise ValueError("every class has a single image: nothing to retrieve")
-    return {name: float(total / queries) for name, total in sums.items()}
+    return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 def top1_confusion(
@@ -96,6 +105,6 @@ def top1_confusion(
     labels = np.asarray(labels)
     classes, inverse = np.unique(labels, return_inverse=True)
     table = np.zeros((len(classes), len(classes)), dtype=np.int64)
-    for query, ranked in _ranked_neighbours(np.asarray(embeddings), inverse, metric, 1, chunk_size):
+    for query, ranked in ranked_neighbours(np.asarray(embeddings), inverse, metric, 1, chunk_size):
         np.add.at(table, (inverse[query], inverse[ranked[:, 0]]), 1)
     return classes.tolist(), table

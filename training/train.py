@@ -37,6 +37,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from .baselines import baseline_metrics
+from .calibration import fit_calibration
 from .checkpoint import save_checkpoint
 from .data import (
     Augmentation,
@@ -338,9 +339,14 @@ def train(
         "test_keys": sorted(image_key(p) for p in test_set.paths),
         "val_keys": sorted(image_key(p) for p in val_set.paths),
     }
+    # Fitted on the validation split: held out from the weights, and the test split stays untouched.
+    calibration = (
+        fit_calibration(embed_set(final, val_set.images, mean, std, tta=config.tta, geometry=geometry), val_set.labels)
+        if len(val_set) >= 2 else None
+    )
     save_checkpoint(
         out, model=final, mean=mean, std=std, class_names=images.class_names, geometry=geometry,
-        tta=config.tta, metrics=metrics, data=data_info, training=training_info,
+        tta=config.tta, metrics=metrics, data=data_info, training=training_info, calibration=calibration,
     )
     stem = out.with_suffix("")
     with open(f"{stem}_log.csv", "w", newline="") as stream:
@@ -352,6 +358,7 @@ def train(
         "checkpoint": str(out), "geometry": geometry.to_dict(), "metrics": metrics, "training": training_info,
         "epochs": rows,
     }
+    summary["calibration"] = calibration.to_dict() if calibration is not None else None
     summary["data"] = {k: v for k, v in data_info.items() if not k.endswith("_keys")}
     Path(f"{stem}_summary.json").write_text(json.dumps(summary, indent=2))
     return summary

@@ -26,6 +26,7 @@ from search.filters import FilterError
 from search.imaging import ImageRejected
 from search.labels import InvalidLabel
 from search.regions import InvalidRegion
+from search.services.feedback import FeedbackError
 from search.services.model_training import TrainingBusy, TrainingRejected
 from search.services.model_versions import ModelVersionRejected
 from training.checkpoint import CheckpointError
@@ -106,6 +107,8 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=409, code="training_running")
     if isinstance(exc, TrainingRejected | ModelVersionRejected):
         return ApiError(str(exc), status_code=400, code="invalid")
+    if isinstance(exc, FeedbackError):
+        return ApiError(str(exc), status_code=400, code="invalid_feedback", fields={exc.param: [exc.message]})
     if isinstance(exc, FilterError):
         return ApiError(str(exc), status_code=400, code="invalid_filter", fields={exc.param: [exc.message]})
     if isinstance(exc, DjangoValidationError):  # a model rule the serializer did not repeat

@@ -13,8 +13,10 @@ from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
 from search.limits import MAX_K
 from search.models import Image, Job, ModelVersion
 from search.regions import InvalidRegion, parse_region
+from search.services.feedback import FeedbackError, parse_ids
 
 from .exceptions import PayloadTooLarge
+from .export_format import format_field
 
 # -- requests ------------------------------------------------------------------------------------------
 
@@ -70,6 +72,7 @@ class FilterFieldsMixin(serializers.Serializer):
 
 
 class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
+    format = format_field()
     k = serializers.IntegerField(
         min_value=1, max_value=MAX_K, default=5, required=False, help_text=f"Number of results, 1–{MAX_K}."
     )
@@ -77,12 +80,15 @@ class SimilarQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Seriali
 
 
 class ImageListQuerySerializer(_LabelMixin, FilterFieldsMixin, serializers.Serializer):
+    format = format_field()
     label = _label_field("Only images of this rock type.")
 
 
 class SearchRequestSerializer(SimilarQuerySerializer):
     image = serializers.FileField(
-        help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES."
+        required=False,
+        help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES. "
+        "Optional when `positive` ids are given.",
     )
     region = serializers.CharField(
         required=False,
@@ -90,6 +96,29 @@ class SearchRequestSerializer(SimilarQuerySerializer):
         help_text="Search with this part of the image only: `x,y,w,h` in pixels of the uploaded image "
         "(after EXIF orientation), e.g. `120,40,200,200`.",
     )
+    positive = serializers.CharField(
+        required=False, allow_blank=True, help_text="Relevance feedback: ids of images to move towards, e.g. 12,40,7."
+    )
+    negative = serializers.CharField(
+        required=False, allow_blank=True, help_text="Relevance feedback: ids of images to move away from."
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        attrs = super().validate(attrs)
+        try:
+            attrs["positive"] = parse_ids(attrs.get("positive"), "positive")
+            attrs["negative"] = parse_ids(attrs.get("negative"), "negative")
+        except FeedbackError as exc:
+            raise serializers.ValidationError({exc.param: [exc.message]}) from None
+        if attrs.get("region") and (attrs["positive"] or attrs["negative"]):
+            raise serializers.ValidationError(
+                {"region": ["A region searches part of the image alone: drop positive/negative."]}
+            )
+        if attrs.get("region") and attrs.get("image") is None:
+            raise serializers.ValidationError({"region": ["A region needs the image it is a part of."]})
+        if attrs.get("image") is None and not attrs["positive"]:
+            raise serializers.ValidationError({"image": ["Send an image, or positive image ids, to search with."]})
+        return attrs
 
     def validate_image(self, upload):
         return _checked_upload(upload)
@@ -211,6 +240,15 @@ class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
 class SearchHitSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     score = serializers.FloatField(help_text="Cosine similarity, higher is closer; results are sorted by it.")
+    similarity = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        help_text=(
+            "Calibrated probability that the result shows the same rock type as the query, from the model's "
+            "calibration fitted on held-out images (non-decreasing in the score). Models without a "
+            "calibration report the score clipped to [0, 1]."
+        ),
+    )
     label = serializers.CharField(allow_null=True)
     image_url = serializers.URLField()
     match_box = serializers.ListField(
@@ -226,10 +264,10 @@ class SearchHitSerializer(serializers.Serializer):
 class SearchAnswerSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
     predicted_label = serializers.CharField(
-        allow_null=True, help_text="Rock type by a score-weighted vote of the nearest neighbours."
+        allow_null=True, help_text="Rock type by a similarity-weighted vote of the nearest neighbours."
     )
     vote = serializers.DictField(
-        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' vote (sums to 1)."
+        child=serializers.FloatField(), help_text="Rock type → share of the neighbours' similarity (sums to 1)."
     )
     model_version = serializers.CharField()
     index_version = serializers.IntegerField()

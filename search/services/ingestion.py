@@ -37,6 +37,8 @@ class PreparedImage:
 class ImportSummary:
     added: int = 0
     duplicates: int = 0
+    files: int = 0  # files read so far
+    to_commit: int = 0  # valid and new to this import, waiting for their batch's commit
     rejected: list[tuple[str, str]] = field(default_factory=list)
     image_ids: list[int] = field(default_factory=list)
     job_ids: list[int] = field(default_factory=list)
@@ -44,6 +46,11 @@ class ImportSummary:
 
     def line(self) -> str:
         return f"added {self.added}, duplicates {self.duplicates}, rejected {len(self.rejected)}"
+
+    def counts(self) -> dict[str, int]:
+        """The running counts, named as in :meth:`line` (plus what waits for its batch's commit)."""
+        counts = {"added": self.added, "duplicates": self.duplicates, "rejected": len(self.rejected)}
+        return {**counts, "to_commit": self.to_commit} if self.to_commit else counts
 
     def jobs_waiting_for_queue(self) -> int:
         """Processing jobs that could not be sent because the task queue was unreachable."""
@@ -87,19 +94,22 @@ def images_import(
     source: str = "",
     uploaded_by=None,
     batch_size: int = 1000,
-    on_file: Callable[[SourceFile, str], None] | None = None,
+    on_progress: Callable[[ImportSummary], None] | None = None,
 ) -> ImportSummary:
     """Import many files; ``label`` overrides each file's folder label. Returns the summary.
 
     Files are committed in batches, each with its own processing job, so a large import becomes
     searchable progressively and an interruption loses at most the batch in flight.
-    ``on_file(file, outcome)`` is called per file with outcome "accepted", "duplicate" or "rejected".
+    ``on_progress(summary)`` is called after every file and after every batch commit: the summary is
+    the one record of the counts, so a progress bar can never disagree with the final line (a file is
+    only known to be new or a duplicate of the collection when its batch is committed; until then it
+    is counted in ``summary.to_commit``).
     """
     summary = ImportSummary()
     forced_label = normalize_label(label)
     batch: dict[str, PreparedImage] = {}
     for source_file in files:
-        outcome = "rejected"
+        summary.files += 1
         try:
             if source_file.data is None:
                 raise ImageRejected(source_file.problem or "could not be read")
@@ -108,19 +118,20 @@ def images_import(
             )
             if prepared.sha256 in batch:
                 summary.duplicates += 1
-                outcome = "duplicate"
             else:
                 batch[prepared.sha256] = prepared
-                outcome = "accepted"
         except ImageRejected as exc:
             summary.rejected.append((source_file.name, str(exc)))
+        summary.to_commit = len(batch)
         if len(batch) >= batch_size:
             _commit_batch(batch, summary, source=source, uploaded_by=uploaded_by)
             batch = {}
-        if on_file:
-            on_file(source_file, outcome)
+        if on_progress:
+            on_progress(summary)
     if batch:
         _commit_batch(batch, summary, source=source, uploaded_by=uploaded_by)
+        if on_progress:
+            on_progress(summary)
     return summary
 
 
@@ -128,6 +139,7 @@ def _commit_batch(batch: dict[str, PreparedImage], summary: ImportSummary, *, so
     existing = set(Image.objects.filter(sha256__in=batch.keys()).values_list("sha256", flat=True))
     new = [prepared for sha, prepared in batch.items() if sha not in existing]
     summary.duplicates += len(existing)
+    summary.to_commit = 0
     if not new:
         return
     with transaction.atomic():
@@ -170,7 +182,7 @@ def store_bytes(prepared: PreparedImage) -> str:
 
 
 def images_import_path(
-    path, *, label: str | None = None, source: str = "", uploaded_by=None, on_file=None
+    path, *, label: str | None = None, source: str = "", uploaded_by=None, on_progress=None
 ) -> ImportSummary:
     """Import a class-per-folder tree or an archive of one (see :mod:`search.archives` for the safety rules)."""
     files = iter_source_files(
@@ -181,7 +193,11 @@ def images_import_path(
     )
     found: list[bytes] = []
     summary = images_import(
-        _without_metadata_csv(files, found), label=label, source=source, uploaded_by=uploaded_by, on_file=on_file
+        _without_metadata_csv(files, found),
+        label=label,
+        source=source,
+        uploaded_by=uploaded_by,
+        on_progress=on_progress,
     )
     summary.metadata_csv = found[0] if found else None
     return summary

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from search.models import Job
 from search.services import indexing, model_training, processing, projection
-from search.services.jobs import TRAINING_QUEUE, register_job_handler
+from search.services.jobs import register_job_handler
 
 
 def register_job_handlers() -> None:
@@ -20,4 +20,4 @@ def register_job_handlers() -> None:
     register_job_handler(Job.Kind.REINDEX, indexing.index_rebuild)
     register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild)
     register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)
-    register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train, queue=TRAINING_QUEUE)
+    register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train)

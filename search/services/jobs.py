@@ -23,6 +23,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from search.models import Job
+from search.services import in_process
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,16 @@ _PROGRESS_INTERVAL_S = 0.5
 MAX_ATTEMPTS = 3
 QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job runs as soon as it is back."
 RUN_JOB_TASK = "search.run_job"  # the Celery task (search/tasks.py) that runs one job by id
-DEFAULT_QUEUE = "celery"
-TRAINING_QUEUE = "training"  # long work: a queue of its own (settings.CELERY_TASK_QUEUES, docker-compose.yml)
+JOB_QUEUE = "celery"  # indexing work: processing uploads, rebuilds, model switches
+LOW_PRIORITY_QUEUE = "geosim-low"  # projections for the explorer: never ahead of indexing work
+TRAINING_QUEUE = "training"  # model training: minutes to hours, so never in the way of either
+_QUEUE_OF_KIND = {Job.Kind.PROJECTION: LOW_PRIORITY_QUEUE, Job.Kind.TRAIN_MODEL: TRAINING_QUEUE}
+
+
+def job_queue(kind: str) -> str:
+    """The queue a job kind runs on (Celery queue, or in-process thread in the embedded mode)."""
+    return _QUEUE_OF_KIND.get(kind, JOB_QUEUE)
+
 
 JobHandler = Callable[[Job, "JobProgress"], dict | None]
 
@@ -40,24 +49,18 @@ JobHandler = Callable[[Job, "JobProgress"], dict | None]
 class _Registration:
     handler: JobHandler
     retry_if_interrupted: bool
-    queue: str
 
 
 _handlers: dict[str, _Registration] = {}
 
 
-def register_job_handler(
-    kind: str, handler: JobHandler, *, retry_if_interrupted: bool = False, queue: str = DEFAULT_QUEUE
-) -> None:
+def register_job_handler(kind: str, handler: JobHandler, *, retry_if_interrupted: bool = False) -> None:
     """Make ``handler(job, progress)`` run the jobs of ``kind`` (wired in search/services/job_handlers.py).
 
     ``retry_if_interrupted``: the handler is idempotent, so a job whose worker died gets a fresh pending
     copy (up to MAX_ATTEMPTS runs); otherwise it is only marked failed.
-    ``queue``: the Celery queue its jobs go to. Long work (training) has its own, so it never holds the
-    worker slot that uploads and indexing need; with in-process tasks (the embedded mode) jobs of a
-    non-default queue run in a background thread, so whoever started one gets an answer at once.
     """
-    _handlers[kind] = _Registration(handler, retry_if_interrupted, queue)
+    _handlers[kind] = _Registration(handler, retry_if_interrupted)
 
 
 def job_handler(kind: str) -> JobHandler:
@@ -66,12 +69,6 @@ def job_handler(kind: str) -> JobHandler:
         return _handlers[kind].handler
     except KeyError:
         raise ValueError(f"No handler for jobs of kind {kind!r}.") from None
-
-
-def job_queue(kind: str) -> str:
-    """The Celery queue that jobs of a kind are sent to."""
-    registration = _handlers.get(kind)
-    return registration.queue if registration is not None else DEFAULT_QUEUE
 
 
 def job_retried_if_interrupted(kind: str) -> bool:
@@ -108,19 +105,14 @@ class JobProgress:
 def job_create(*, kind: str, total: int = 0, params: dict | None = None, created_by=None) -> Job:
     """Create a pending job and send it to a worker once the surrounding transaction commits."""
     job = Job.objects.create(kind=kind, total=total, params=params or {}, created_by=created_by)
-    transaction.on_commit(lambda: job_enqueue(job.pk, kind=job.kind))
+    transaction.on_commit(lambda: job_enqueue(job.pk))
     return job
 
 
-def job_enqueue(job_id: int, *, kind: str | None = None) -> bool:
+def job_enqueue(job_id: int) -> bool:
     """Send a job to the workers; on a broker failure keep it pending for the sweep and return False."""
-    kind = kind or Job.objects.filter(pk=job_id).values_list("kind", flat=True).first() or ""
-    queue = job_queue(kind)
-    if current_app.conf.task_always_eager and queue != DEFAULT_QUEUE:
-        threading.Thread(target=_execute_in_thread, args=(job_id,), name=f"job-{job_id}", daemon=True).start()
-        return True
     try:
-        _send_run_job(job_id, queue)
+        _send_run_job(job_id)
     except Exception as exc:  # kombu/redis raise several types when the broker is unreachable
         logger.warning("Job %s stays pending: the task queue is unreachable (%s).", job_id, exc)
         Job.objects.filter(pk=job_id, status=Job.Status.PENDING).update(error=QUEUE_UNREACHABLE)
@@ -128,12 +120,20 @@ def job_enqueue(job_id: int, *, kind: str | None = None) -> bool:
     return True
 
 
-def _send_run_job(job_id: int, queue: str) -> None:
+def _send_run_job(job_id: int) -> None:
     """Send the run-job task by name, so this module needs no import of the task module."""
+    kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
+    queue = job_queue(kind or "")
     if current_app.conf.task_always_eager:
         # In-process tasks (the embedded mode, tests): send_task ignores eager mode, so run the
-        # registered task here instead.
-        current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+        # registered task here, on a background thread unless GEOSIM_IN_PROCESS_JOBS=inline.
+        def run() -> None:
+            current_app.tasks[RUN_JOB_TASK].apply(args=(job_id,))
+
+        if settings.GEOSIM_IN_PROCESS_JOBS == "background":
+            in_process.submit(run, queue=queue)
+        else:
+            run()
     else:
         current_app.send_task(RUN_JOB_TASK, args=(job_id,), queue=queue)
 
@@ -184,8 +184,8 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
     Sending a job twice is harmless: only one worker can claim a pending job.
     """
     cutoff = timezone.now() - older_than
-    ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", "kind"))
-    sent = sum(job_enqueue(job_id, kind=kind) for job_id, kind in ids)
+    ids = list(Job.objects.filter(status=Job.Status.PENDING, created_at__lte=cutoff).values_list("pk", flat=True))
+    sent = sum(job_enqueue(job_id) for job_id in ids)
     if ids:
         logger.info("Sweep: re-sent %s of %s pending jobs.", sent, len(ids))
     return sent
@@ -220,13 +220,6 @@ def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
             else:
                 logger.warning("Job %s: %s", job.pk, message)
     return recovered
-
-
-def _execute_in_thread(job_id: int) -> None:
-    try:
-        job_execute(job_id)
-    finally:
-        connections.close_all()  # this thread's own database connection
 
 
 class _Heartbeat:

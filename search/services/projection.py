@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db import transaction
 
+from search.access import may_curate
 from search.models import Image, IndexVersion, Job
 from search.services.indexing import stored_vectors
 from search.services.jobs import JobProgress, job_create
@@ -90,13 +92,39 @@ def projection_open_job(*, method: str, index_version: int) -> Job | None:
     return None
 
 
+def projection_may_start(*, method: str, user) -> bool:
+    """Who may start computing a projection: PCA (seconds) anyone, t-SNE (minutes of CPU) staff only.
+
+    Anyone may *see* a cached t-SNE; an anonymous visitor cannot make the workers compute one per index
+    version (each would hold a worker slot for minutes).
+    """
+    return method != "tsne" or may_curate(user)
+
+
 def projection_request(*, method: str, index_version: int, created_by=None) -> Job:
-    """Start computing a projection, or join the job already computing it."""
+    """Start computing a projection, or join the job already computing it.
+
+    One projection at a time: while any projection job is open, that job is returned instead of a new
+    one (its ``params`` say what it computes); the caller asks again once it has finished. Together with
+    their own low-priority queue this keeps projections from ever taking more than one worker slot.
+    """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}")
-    return projection_open_job(method=method, index_version=index_version) or job_create(
-        kind=Job.Kind.PROJECTION, params={"method": method, "index_version": index_version}, created_by=created_by
-    )
+    with transaction.atomic():
+        busy = Job.objects.select_for_update().filter(kind=Job.Kind.PROJECTION, status__in=_OPEN).order_by("id")
+        return (
+            projection_open_job(method=method, index_version=index_version)
+            or busy.first()
+            or job_create(
+                kind=Job.Kind.PROJECTION,
+                params={"method": method, "index_version": index_version},
+                created_by=created_by,
+            )
+        )
+
+
+def projection_job_is_for(job: Job, *, method: str, index_version: int) -> bool:
+    return job.params.get("method") == method and job.params.get("index_version") == index_version
 
 
 def projection_compute(job: Job, progress: JobProgress) -> dict:

@@ -1,4 +1,4 @@
-"""Small template filters for the pages: percentages for bars, pixel-art detection."""
+"""Small template filters for the pages: percentages for bars, similarity in words, pixel-art detection."""
 
 from __future__ import annotations
 
@@ -22,6 +22,26 @@ def percent(value) -> int:
 def is_small(image) -> bool:
     """Small images (the 28×28 tiles) are enlarged with crisp pixels instead of smoothing."""
     return max(image.width, image.height) <= PIXELATED_EDGE
+
+
+SIMILARITY_WORDS = (
+    (0.9, "very likely the same rock type"),
+    (0.7, "likely the same rock type"),
+    (0.4, "possibly the same rock type"),
+    (0.1, "probably a different rock type"),
+    (0.0, "very likely a different rock type"),
+)
+"""Lower bound of the calibrated similarity → how a result page says it (first match wins)."""
+
+
+@register.filter
+def similarity_words(value) -> str:
+    """A calibrated similarity (probability of the same rock type) in plain words."""
+    try:
+        similarity = float(value)
+    except (TypeError, ValueError):
+        return ""
+    return next((words for bound, words in SIMILARITY_WORDS if similarity >= bound), SIMILARITY_WORDS[-1][1])
 
 
 def _size(of) -> tuple[float, float]:

@@ -40,10 +40,8 @@ def chromium():
 
 
 @pytest.fixture
-def site(live_server, settings):
-    """The live server's base URL, serving this test's media files."""
-    settings.ROOT_URLCONF = "tests.browser.urls"
-    settings.GEOSIM_SERVE_MEDIA = True
+def site(live_server):
+    """The live server's base URL; the site's own media view serves this test's MEDIA_ROOT (read per request)."""
     return live_server.url
 
 
@@ -69,3 +67,47 @@ def admin_page(page, site, django_user_model):
     page.click("input[type=submit]")
     page.wait_for_url(f"{site}/admin/")
     return page
+
+
+# axe-core (npm), installed by .ci/run outside the clone; GEOSIM_AXE_JS names its axe.min.js.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+_AXE_RUN = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 5).map((n) => n.target.join(" ") + " :: " + n.failureSummary.replace(/\\s+/g, " ")),
+    count: v.nodes.length,
+  }));
+}"""
+
+
+def _axe_path() -> Path | None:
+    named = os.environ.get("GEOSIM_AXE_JS")
+    if named:
+        return Path(named)
+    cache = Path(os.environ.get("GEOSIM_CI_CACHE", "/var/cache/geosim-ci"))
+    found = sorted(cache.glob("axe-core-*/node_modules/axe-core/axe.min.js"))
+    return found[-1] if found else None
+
+
+@pytest.fixture(scope="session")
+def axe_js() -> Path:
+    path = _axe_path()
+    if path is None or not path.is_file():
+        reason = f"axe-core is absent ({path or 'GEOSIM_AXE_JS unset'}): .ci/run installs it (npm axe-core)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def axe(axe_js):
+    """``axe(page)``: the WCAG 2 A/AA violations axe-core finds on the page as it is now."""
+
+    def violations(tab) -> list[dict]:
+        if not tab.evaluate("typeof window.axe !== 'undefined'"):
+            tab.add_script_tag(path=str(axe_js))
+        return tab.evaluate(_AXE_RUN, AXE_TAGS)
+
+    return violations

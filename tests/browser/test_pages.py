@@ -27,7 +27,8 @@ def test_upload_shows_k_results_then_more_like_this(page, site, tmp_path):
         page.set_input_files("input[name=image]", str(_write(tmp_path, seed=3)))  # the page submits on choice
     hits = page.locator(".hit")
     assert hits.count() == 5
-    assert page.locator(".score-value").first.inner_text() == "1.000"
+    assert page.locator(".score-value").first.inner_text() == "100%"  # the same picture (test model: no calibration)
+    assert page.locator(".similarity-words").first.inner_text() == "very likely the same rock type"
     assert page.locator(".hit-image img").first.get_attribute("alt").endswith(f"#{images[3].pk}")
     assert page.locator(".hit-image img").first.evaluate("img => img.naturalWidth") == 28  # media served
     assert page.locator(".prediction-label").text_content() in {"gneiss", "schist", "marble"}

@@ -85,8 +85,9 @@ def test_declared_total_size_bounded(tmp_path):
         list(iter_source_files(archive, max_file_bytes=10_000_000, max_total_bytes=1_000_000, max_members=10))
 
 
-def test_zip_bomb_member_cut_off(tmp_path):
-    """A member whose header lies about its size is stopped at the limit, not inflated whole."""
+def test_zip_bomb_member_is_never_inflated_past_its_declared_size(tmp_path, monkeypatch):
+    """A member whose header claims 100 bytes but inflates to 5 MB: at most 100 bytes are ever read, and
+    zipfile's CRC check then rejects it (the readers stop at the declared size; nothing else cuts it off)."""
     archive = tmp_path / "bomb.zip"
     with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("rocks/a/bomb.jpg", b"\0" * 5_000_000)
@@ -95,9 +96,28 @@ def test_zip_bomb_member_cut_off(tmp_path):
     central = raw.rfind(b"PK\x01\x02")
     raw[central + 24 : central + 28] = (100).to_bytes(4, "little")
     archive.write_bytes(bytes(raw))
+    delivered = []
+    real_read = zipfile.ZipExtFile.read
+
+    def counting_read(self, n=-1):
+        data = real_read(self, n)
+        delivered.append(len(data))
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting_read)
     files = list(iter_source_files(archive, max_file_bytes=1000, max_total_bytes=10_000, max_members=10))
     assert len(files) == 1 and files[0].data is None
-    assert files[0].problem
+    assert "could not be read from the archive" in files[0].problem and "CRC" in files[0].problem
+    assert sum(delivered) <= 100
+
+
+def test_a_member_declared_over_the_limit_is_not_read(tmp_path, monkeypatch):
+    archive = tmp_path / "big.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("rocks/a/big.jpg", b"\0" * 5_000)
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: pytest.fail("an oversize member was opened"))
+    files = list(iter_source_files(archive, max_file_bytes=1000, max_total_bytes=10_000, max_members=10))
+    assert files[0].data is None and "larger than the 1,000-byte limit" in files[0].problem
 
 
 def test_nested_archive_and_oversize_member_reported_not_read(tmp_path):

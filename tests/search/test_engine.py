@@ -186,16 +186,42 @@ def test_register_rejects_a_non_checkpoint(tmp_path):
 
 
 def test_concurrent_requests_join_one_reindex(monkeypatch):
+    """Six threads ask for a rebuild at the same instant: one job, which every caller gets."""
+    import threading
+
+    from django.db import connection, connections
+
     from search.services import jobs
 
+    if connection.vendor != "postgresql":
+        pytest.skip(
+            "needs Postgres (set DATABASE_URL): the in-memory SQLite test database cannot take "
+            "concurrent write transactions from threads"
+        )
     _add(3)
-    monkeypatch.setattr(jobs, "job_enqueue", lambda job_id, **kwargs: False)  # queued, not yet picked up
-    first = indexing.reindex_request()
-    second = indexing.reindex_request()
-    assert first.pk == second.pk
+    monkeypatch.setattr(jobs, "job_enqueue", lambda job_id: False)  # queued, not yet picked up
+    start = threading.Barrier(6)
+    got, errors = [], []
+
+    def ask() -> None:
+        try:
+            start.wait(timeout=30)
+            got.append(indexing.reindex_request().pk)
+        except Exception as exc:  # reported below, with the thread's own error
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ask) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == [] and len(got) == 6
+    assert len(set(got)) == 1
     assert Job.objects.filter(kind=Job.Kind.REINDEX).count() == 1
-    Job.objects.filter(pk=first.pk).update(status=Job.Status.RUNNING)
-    assert indexing.reindex_request().pk == first.pk
+    Job.objects.filter(pk=got[0]).update(status=Job.Status.RUNNING)
+    assert indexing.reindex_request().pk == got[0]
 
 
 def test_disk_full_while_saving_keeps_the_old_index(monkeypatch, settings):

@@ -50,11 +50,6 @@ def test_exif_orientation_applied():
     assert decoded.image.size == (20, 40)
 
 
-def test_jpeg_named_png_is_decoded_by_content():
-    decoded = decode_image(image_bytes(fmt="JPEG"), max_pixels=MAX_PIXELS)
-    assert decoded.format == "JPEG"
-
-
 def test_animated_gif_uses_first_frame():
     frames = [Image.new("RGB", (10, 10), c) for c in [(255, 0, 0), (0, 0, 255)]]
     out = io.BytesIO()

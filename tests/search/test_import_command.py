@@ -71,3 +71,25 @@ def test_import_real_images_sample(real_images_dir, tmp_path):
     assert set(Image.objects.values_list("label", flat=True)) == set(ROCK_TYPES)
     assert set(Image.objects.values_list("width", "height", "format")) == {(28, 28, "JPEG")}
     assert Job.objects.filter(status=Job.Status.SUCCEEDED).exists()
+
+
+def test_progress_bar_ends_on_the_summary_counts(image_tree, capsys):
+    """Files already in the collection are only known as duplicates when their batch is committed: the bar
+    used to call them "accepted" (22,799 accepted, 1 duplicate) while the summary said added 22,797, 3 duplicates."""
+    import re
+
+    from search.services.ingestion import image_ingest
+
+    already = sorted((image_tree / "gneiss").iterdir())[:2]
+    for path in already:
+        image_ingest(data=path.read_bytes(), label="gneiss")
+    (image_tree / "marble" / "copy.jpg").write_bytes(already[0].read_bytes())  # and one repeated inside the import
+    (image_tree / "marble" / "notes.jpg").write_text("not an image")
+    out = io.StringIO()
+    call_command("import_images", str(image_tree), stdout=out, stderr=io.StringIO())
+    summary = re.search(r"added (\d+), duplicates (\d+), rejected (\d+)", out.getvalue()).groups()
+    assert summary == ("7", "3", "1")
+    bar = capsys.readouterr().err
+    last = re.findall(r"added=(\d+), duplicates=(\d+), rejected=(\d+)", bar)[-1]
+    assert last == summary, bar[-500:]
+    assert "to_commit" not in bar.rsplit("\r", 1)[-1]

@@ -128,3 +128,11 @@ def test_thumbnail_made_for_large_images_only():
     assert small.display_url == small.file.url
     assert large.thumbnail.name.endswith(".webp")
     assert large.display_url == large.thumbnail.url
+
+
+def test_jpeg_named_png_is_stored_and_served_as_jpeg(db, client):
+    """The stored name and the served type come from the decoded content, never from the upload's name."""
+    image, created = image_ingest(data=image_bytes(fmt="JPEG", seed=77), original_name="actually-jpeg.png")
+    assert created and image.format == "JPEG" and image.original_name == "actually-jpeg.png"
+    assert image.file.name.endswith(".jpg")
+    assert client.get(image.file.url)["Content-Type"] == "image/jpeg"

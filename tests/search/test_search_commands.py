@@ -43,7 +43,7 @@ def test_search_similar_json_has_the_api_shape(collection, tmp_path):
     call_command("search_similar", str(query), "-k", "3", "--json", stdout=out)
     payload = json.loads(out.getvalue())
     assert set(payload) >= {"results", "predicted_label", "model_version", "index_version", "took_ms"}
-    assert [set(r) for r in payload["results"]] == [{"id", "score", "label", "image_url"}] * 3
+    assert [set(r) for r in payload["results"]] == [{"id", "score", "similarity", "label", "image_url"}] * 3
     assert payload["results"][0]["id"] == collection[3].pk
     scores = [r["score"] for r in payload["results"]]
     assert scores == sorted(scores, reverse=True)

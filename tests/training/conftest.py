@@ -13,7 +13,6 @@ import pytest
 from PIL import Image
 
 CLASSES = ("andesite", "gneiss", "schist")
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 
 def texture(label_index: int, rng: np.random.Generator, size: int = 28) -> np.ndarray:

@@ -175,3 +175,19 @@ def test_clis_report_bad_input_as_a_message_and_exit_code(
     assert not (tmp_path / "e.npz").exists()
     assert train.main(["--data", str(tmp_path / "missing"), "--out", str(tmp_path / "m.pt")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_archive_given_as_data_is_named_not_a_folder(
+    tiny_trained_checkpoint: Path, tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not "does not exist" for a file that plainly exists: say it is not a folder, and how to extract it."""
+    import tarfile
+
+    archive = tmp_path / "rocks.tar.xz"
+    with tarfile.open(archive, "w:xz") as tar:
+        tar.add(tiny_folder, arcname="geological_similarity")
+    assert evaluate.main(["--checkpoint", str(tiny_trained_checkpoint), "--data", str(archive)]) == 2
+    err = capsys.readouterr().err
+    assert f"{archive} is not a folder" in err and "tar -xf" in err and "does not exist" not in err
+    assert train.main(["--data", str(archive), "--out", str(tmp_path / "m.pt")]) == 2
+    assert "is not a folder" in capsys.readouterr().err

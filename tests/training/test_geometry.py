@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import real_archives_or_skip
 from training.checkpoint import FORMAT_VERSION, load_checkpoint, save_checkpoint
 from training.geometry import InputGeometry, canonical_transforms, choose_geometry, crop_grid, working_size
 from training.inference import Embedder, embed_tensor
 from training.model import EmbeddingNet, ModelConfig
 from training.preprocessing import to_model_input, to_tensor
 
-from .conftest import SHARED_DATA, texture
+from .conftest import texture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "training" / "weights" / "default.pt"
@@ -94,9 +95,7 @@ def test_shipped_format_1_checkpoint_embeds_bit_identically_on_generated_images(
 @pytest.mark.realdata
 def test_shipped_format_1_checkpoint_embeds_bit_identically_on_real_images() -> None:
     pinned = _pinned()["real"]
-    archive = SHARED_DATA / "geological_similarity-part1.tar.xz"
-    if not archive.exists():
-        pytest.skip(f"real data absent: no {archive.name} in {SHARED_DATA}")
+    archive = real_archives_or_skip()[0]  # part 1
     found: dict[str, Image.Image] = {}
     with tarfile.open(archive) as tar:  # streams: reads only up to the last pinned image
         for member in tar:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from tests.conftest import extract_archive
+from tests.conftest import extract_archive, real_archives_or_skip
+from training.calibration import neighbour_pairs, reliability
 from training.data import image_key, load_image_folder
 from training.inference import Embedder
 from training.metrics import retrieval_metrics
-
-from .conftest import SHARED_DATA
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "training" / "weights" / "default.pt"
@@ -22,24 +22,38 @@ pytestmark = pytest.mark.realdata
 @pytest.fixture(scope="module")
 def real_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The shared archives extracted to a temporary folder (about a second per part)."""
-    archives = sorted(SHARED_DATA.glob("geological_similarity-part*.tar.xz"))
-    if not archives:
-        pytest.skip(f"real data absent: no geological_similarity-part*.tar.xz in {SHARED_DATA}")
+    archives = real_archives_or_skip()
     target = tmp_path_factory.mktemp("real")
     for archive in archives:
         extract_archive(archive, target)
     return target
 
 
-def test_shipped_checkpoint_on_held_out_real_images(real_images: Path) -> None:
+@pytest.fixture(scope="module")
+def held_out(real_images: Path) -> tuple[Embedder, np.ndarray, np.ndarray]:
+    """The shipped embedder, and the embeddings and labels of the real images its training run held out."""
     if not SHIPPED.exists():
         pytest.skip(f"{SHIPPED} not shipped yet")
     embedder = Embedder.from_checkpoint(SHIPPED)
-    held_out = set(embedder.checkpoint.data["test_keys"])
-    sample = load_image_folder(
-        real_images, class_names=embedder.class_names, keep=lambda path: image_key(path) in held_out
-    )
-    assert len(sample) >= 0.9 * len(held_out), "most held-out images should be in the shared archive"
-    metrics = retrieval_metrics(embedder.embed_arrays(sample.images), sample.labels)
+    keys = set(embedder.checkpoint.data["test_keys"])
+    sample = load_image_folder(real_images, class_names=embedder.class_names, keep=lambda path: image_key(path) in keys)
+    assert len(sample) >= 0.9 * len(keys), "most held-out images should be in the shared archive"
+    return embedder, embedder.embed_arrays(sample.images), sample.labels
+
+
+def test_shipped_checkpoint_on_held_out_real_images(held_out) -> None:
+    _, embeddings, labels = held_out
+    metrics = retrieval_metrics(embeddings, labels)
     assert metrics["p_at_1"] >= 0.97, metrics
     assert metrics["map_at_r"] >= 0.9, metrics
+
+
+def test_shipped_similarity_is_calibrated_on_held_out_real_images(held_out) -> None:
+    embedder, embeddings, labels = held_out
+    calibration = embedder.checkpoint.calibration
+    assert not calibration.is_fallback, "the shipped checkpoint should carry its calibration"
+    assert calibration.fitted_on["split"] == "val"
+    cosines, same = neighbour_pairs(embeddings, labels, neighbours=20)
+    result = reliability(calibration.similarity(cosines), same, bins=10)
+    assert result.ece <= 0.05, result.to_dict()
+    assert result.brier < float(np.mean((same.mean() - same) ** 2)), "better than predicting the base rate"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import generics, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import SAFE_METHODS, AllowAny
 from rest_framework.request import Request
@@ -11,9 +13,11 @@ from rest_framework.response import Response
 
 from search import selectors
 from search.models import Image
+from search.services.export import ExportTooLarge, export_response, rows_from_queryset
 from search.services.ingestion import image_ingest
 from search.services.metadata import image_metadata_update
 
+from ..export_format import ExportNegotiation
 from ..pagination import CheckedPageNumberPagination
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
@@ -26,7 +30,16 @@ from ..throttles import UploadThrottle
         operation_id="images_list",
         summary="The collection, newest first",
         parameters=[ImageListQuerySerializer],
-        responses={200: ImageSerializer(many=True), **error_responses(400, 404)},
+        responses={
+            (200, "application/json"): ImageSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="format=csv: every matching image (not one page)."
+            ),
+            (200, "application/zip"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="format=zip: their files and images.csv."
+            ),
+            **error_responses(400, 404),
+        },
         tags=["images"],
     )
 )
@@ -36,15 +49,29 @@ class ImageListView(generics.ListAPIView):
     parser_classes = [MultiPartParser, FormParser]
     serializer_class = ImageSerializer
     pagination_class = CheckedPageNumberPagination
+    content_negotiation_class = ExportNegotiation
 
     def get_permissions(self):
         """Anyone may read the collection; only staff may add to it."""
         return [AllowAny()] if self.request.method in SAFE_METHODS else [IsStaff()]
 
     def get_queryset(self):
+        return selectors.images_list(filters=self._query()["filters"])
+
+    def _query(self) -> dict:
         query = ImageListQuerySerializer(data=self.request.query_params)
         query.is_valid(raise_exception=True)
-        return selectors.images_list(filters=query.validated_data["filters"])
+        return query.validated_data
+
+    def list(self, request: Request, *args, **kwargs):
+        fmt = self._query()["format"]
+        if fmt == "json":
+            return super().list(request, *args, **kwargs)
+        try:
+            rows = rows_from_queryset(self.get_queryset())
+            return export_response(rows, fmt=fmt, name="images", absolute_url=request.build_absolute_uri)
+        except ExportTooLarge as exc:
+            raise ValidationError({"format": [str(exc)]}) from None
 
     @extend_schema(
         operation_id="images_create",

@@ -35,16 +35,15 @@ class Command(BaseCommand):
         except ArchiveRejected as exc:
             raise CommandError(str(exc)) from None
         bar = tqdm(total=total, unit="img", desc=f"Importing {path.name}", disable=no_progress or verbosity == 0)
-        counts = {"accepted": 0, "duplicate": 0, "rejected": 0}
 
-        def on_file(_file, outcome: str) -> None:
-            counts[outcome] += 1
-            bar.update()
-            bar.set_postfix(counts, refresh=False)
+        def on_progress(summary) -> None:
+            # The summary is the one record of the counts: the bar ends on the numbers the last line prints.
+            bar.update(summary.files - bar.n)
+            bar.set_postfix(summary.counts(), refresh=False)
 
         try:
             summary, metadata = images_import_path_with_metadata(
-                path, label=label, source=source or path.name, on_file=on_file
+                path, label=label, source=source or path.name, on_progress=on_progress
             )
         except (ArchiveRejected, ImageRejected) as exc:
             raise CommandError(str(exc)) from None

@@ -70,5 +70,6 @@ class Command(BaseCommand):
         for rank, hit in enumerate(payload["results"], 1):
             box = f"  match {','.join(map(str, hit['match_box']))}" if "match_box" in hit else ""
             self.stdout.write(
-                f"{rank:>3}. #{hit['id']:<8} {hit['score']:.4f}  {hit['label'] or '—':<12} {hit['image_url']}{box}"
+                f"{rank:>3}. #{hit['id']:<8} similarity {hit['similarity']:.2f}  cosine {hit['score']:.4f}  "
+                f"{hit['label'] or '—':<12} {hit['image_url']}{box}"
             )

@@ -21,6 +21,7 @@
     var text = document.getElementById("projection-state");
     pollStatus(waiting.dataset.statusUrl, function (state) {
       fill.style.width = Math.round(state.progress * 100) + "%";
+      fill.parentNode.setAttribute("aria-valuenow", String(Math.round(state.progress * 100)));
       if (state.ready) { window.location.reload(); return false; }
       if (state.status === "failed") { text.textContent = "Failed: " + state.error; return false; }
       text.textContent = state.status === "running" ? "Running…" : "Waiting for a worker…";
@@ -176,7 +177,7 @@
     }
     root.dataset.points = String(n);
     root.dataset.drawn = String(shown);
-    window.geosimExplorer = { points: n, drawn: shown, total: total };
+    window.geosimExplorer = { points: n, drawn: shown, total: total, yaw: view.yaw, pitch: view.pitch, zoom: view.zoom };
     countLine.textContent = shown.toLocaleString() + " of " + n.toLocaleString() + " points shown" +
       (total > n ? " (a sample of " + total.toLocaleString() + " images)" : "");
   }
@@ -258,13 +259,37 @@
       view.zoom = Math.max(0.3, Math.min(12, view.zoom * Math.exp(-event.deltaY * 0.0015)));
       schedule();
     }, { passive: false });
-    root.querySelector('[data-action="reset"]').addEventListener("click", function () {
-      view = Object.assign({}, DEFAULT_VIEW);
-      spinning = false;
+    var spinButton = root.querySelector('[data-action="spin"]');
+    function setSpinning(on) {
+      spinning = on;
+      spinButton.setAttribute("aria-pressed", String(on));
       schedule();
-    });
-    root.querySelector('[data-action="spin"]').addEventListener("click", function () {
-      spinning = !spinning;
+    }
+    function resetView() {
+      view = Object.assign({}, DEFAULT_VIEW);
+      setSpinning(false);
+    }
+    root.querySelector('[data-action="reset"]').addEventListener("click", resetView);
+    spinButton.addEventListener("click", function () { setSpinning(!spinning); });
+    // The keyboard does what the mouse does: arrows turn, + and - zoom, 0 resets.
+    canvas.addEventListener("keydown", function (event) {
+      var step = event.shiftKey ? 0.4 : 0.1;
+      var keys = {
+        ArrowLeft: function () { view.yaw -= step; },
+        ArrowRight: function () { view.yaw += step; },
+        ArrowUp: function () { view.pitch = Math.max(-1.5, view.pitch - step); },
+        ArrowDown: function () { view.pitch = Math.min(1.5, view.pitch + step); },
+        "+": function () { view.zoom = Math.min(12, view.zoom * 1.2); },
+        "=": function () { view.zoom = Math.min(12, view.zoom * 1.2); },
+        "-": function () { view.zoom = Math.max(0.3, view.zoom / 1.2); },
+        "0": resetView,
+      };
+      var action = keys[event.key];
+      if (!action) return;
+      event.preventDefault();
+      spinning = false;
+      spinButton.setAttribute("aria-pressed", "false");
+      action();
       schedule();
     });
     window.addEventListener("resize", schedule);

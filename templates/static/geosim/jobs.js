@@ -27,6 +27,11 @@
     bar.className = "bar";
     var fill = document.createElement("span");
     var pct = Math.round(Math.max(0, Math.min(1, job.progress)) * 100);
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-label", "Job " + job.id + " progress");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-valuenow", String(pct));
     fill.style.width = pct + "%";
     bar.appendChild(fill);
     wrap.appendChild(bar);

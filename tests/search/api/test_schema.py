@@ -47,7 +47,8 @@ def test_uploads_are_multipart_with_a_binary_image(schema):
         ref = body["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[-1]
         component = schema["components"]["schemas"][ref]
         assert component["properties"]["image"] == {**component["properties"]["image"], "format": "binary"}
-        assert "image" in component["required"]
+        # A search may go without an image when it gives positive ids (relevance feedback).
+        assert ("image" in component.get("required", [])) == (path == "/api/v1/images/")
 
 
 def test_search_answer_and_errors_are_described(schema):
@@ -55,6 +56,9 @@ def test_search_answer_and_errors_are_described(schema):
     assert {"200", "400", "413", "415", "429", "503"} <= set(search)
     answer = schema["components"]["schemas"]["SearchAnswer"]
     assert {"results", "predicted_label", "model_version", "index_version", "took_ms"} <= set(answer["required"])
+    hit = schema["components"]["schemas"]["SearchHit"]
+    assert {"id", "score", "similarity", "label", "image_url"} <= set(hit["required"])
+    assert hit["properties"]["similarity"] | {"minimum": 0, "maximum": 1} == hit["properties"]["similarity"]
     assert search["400"]["content"]["application/json"]["schema"]["$ref"].endswith("/Error")
     assert schema["paths"]["/api/v1/index/rebuild/"]["post"]["responses"].keys() >= {"202", "401", "403"}
 

@@ -17,7 +17,8 @@ def test_returns_k_results_sorted_by_score_with_the_contract_keys(callers, colle
     assert body.keys() >= REQUIRED_KEYS
     assert len(body["results"]) == 3
     for hit in body["results"]:
-        assert set(hit) >= {"id", "score", "label", "image_url"}
+        assert set(hit) >= {"id", "score", "similarity", "label", "image_url"}
+        assert 0.0 <= hit["similarity"] <= 1.0
         assert hit["image_url"].startswith("http://testserver/media/images/")
     scores = [hit["score"] for hit in body["results"]]
     assert scores == sorted(scores, reverse=True)

@@ -71,7 +71,8 @@ def test_open_job_shows_progress_and_is_joined(client, indexed):
     assert status == {"ready": False, "status": "pending", "progress": 0.0, "error": ""}
 
 
-def test_tsne_and_unknown_method(client, indexed, django_capture_on_commit_callbacks):
+def test_tsne_and_unknown_method(staff_client, indexed, django_capture_on_commit_callbacks):
+    client = staff_client
     response = _explore(client, django_capture_on_commit_callbacks, method="tsne")
     assert response.status_code == 200
     assert client.get(_data_url(response.content.decode())).json()["count"] == len(indexed)
@@ -97,3 +98,40 @@ def test_large_collections_are_subsampled(indexed, monkeypatch, django_capture_o
     assert job.result["points"] == 5 and job.result["total"] == len(indexed)
     data = projection.projection_load(projection.projection_cached(method="pca", index_version=live.version))
     assert len(data["ids"]) == len(set(data["ids"])) == 5
+
+
+def test_anonymous_visitors_cannot_start_a_tsne(client, indexed, django_capture_on_commit_callbacks):
+    """t-SNE holds a worker for minutes: only staff start it; visitors see a cached one or an explanation."""
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.get("/explore/", {"method": "tsne"})
+        status = client.get("/explore/status.json", {"method": "tsne"}).json()
+    assert response.status_code == 200
+    assert "a staff user starts it" in response.content.decode()
+    assert status["ready"] is False
+    assert not Job.objects.filter(kind=Job.Kind.PROJECTION).exists()
+    assert client.get("/explore/").status_code == 200  # PCA is cheap: anyone may start it
+    assert Job.objects.filter(kind=Job.Kind.PROJECTION).count() == 1
+
+
+def test_one_projection_at_a_time(staff_client, indexed):
+    live = IndexVersion.objects.get(is_active=True)
+    first = projection.projection_request(method="pca", index_version=live.version)  # its commit never comes here
+    assert projection.projection_request(method="tsne", index_version=live.version) == first
+    html = staff_client.get("/explore/", {"method": "tsne"}).content.decode()
+    assert "Waiting for another projection to finish" in html
+    assert staff_client.get("/explore/status.json", {"method": "tsne"}).json()["status"] == "pending"
+    assert Job.objects.filter(kind=Job.Kind.PROJECTION).count() == 1
+
+
+def test_projections_run_on_the_low_priority_queue(indexed, monkeypatch, celery_in_process):
+    from search.services import jobs
+
+    sent = []
+    monkeypatch.setattr(celery_in_process, "send_task", lambda name, **kwargs: sent.append(kwargs["queue"]))
+    live = IndexVersion.objects.get(is_active=True)
+    celery_in_process.conf.task_always_eager = False  # as with a worker; the fixture sets it back
+    jobs.job_enqueue(projection.projection_request(method="pca", index_version=live.version).pk)
+    jobs.job_enqueue(jobs.job_create(kind=Job.Kind.REINDEX).pk)
+    celery_in_process.conf.task_always_eager = True
+    assert sent == [jobs.LOW_PRIORITY_QUEUE, jobs.JOB_QUEUE]
+    assert {queue.name for queue in celery_in_process.conf.task_queues} == {jobs.LOW_PRIORITY_QUEUE, jobs.JOB_QUEUE}

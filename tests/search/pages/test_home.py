@@ -49,7 +49,8 @@ def test_upload_shows_k_results_with_scores_and_vote(client, indexed):
     assert len(ids) == 3
     assert ids[0] == indexed[4].pk  # the same picture is the best match
     assert html.count('class="score-value"') == 3
-    assert "1.000" in html  # the exact match's score
+    assert 'data-similarity="1.0000"' in html  # the exact match (this test model has no calibration: the cosine)
+    assert "cosine 1.0000" in html
     assert "Most likely" in html and 'class="vote"' in html
     assert html.count("more like this") == 3
     assert 'src="data:image/png;base64,' in html  # the query image is shown

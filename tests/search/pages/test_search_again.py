@@ -21,9 +21,9 @@ def _upload(client, data: bytes, **fields):
 
 
 def _hits(html: str) -> list[tuple[int, str]]:
-    """(id, score) of each result card, in order."""
+    """(id, similarity) of each result card, in order."""
     ids = re.findall(r'class="hit-image"><img[^>]*alt="[^"]*#(\d+)"', html)
-    scores = re.findall(r'class="score-value">([0-9.]+)<', html)
+    scores = re.findall(r'class="score-value" data-similarity="([0-9.]+)"', html)
     return list(zip(map(int, ids), scores, strict=True))
 
 
