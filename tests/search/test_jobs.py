@@ -77,7 +77,7 @@ def test_heartbeat_is_stamped_while_running(monkeypatch, settings):
 
 
 def test_broker_down_keeps_job_pending_then_sweep_sends_it(monkeypatch):
-    def unreachable(job_id, queue):
+    def unreachable(job_id):
         raise ConnectionError("Error 111 connecting to 127.0.0.1:6390. Connection refused.")
 
     monkeypatch.setattr(jobs, "_send_run_job", unreachable)
@@ -85,9 +85,9 @@ def test_broker_down_keeps_job_pending_then_sweep_sends_it(monkeypatch):
     assert jobs.job_enqueue(job.pk) is False
     assert Job.objects.get(pk=job.pk).status == Job.Status.PENDING
     sent = []
-    monkeypatch.setattr(jobs, "_send_run_job", lambda job_id, queue: sent.append((job_id, queue)))
+    monkeypatch.setattr(jobs, "_send_run_job", lambda job_id: sent.append(job_id))
     assert jobs.jobs_enqueue_pending(older_than=timedelta(0)) == 1
-    assert sent == [(job.pk, "celery")]
+    assert sent == [job.pk]
 
 
 def test_stale_running_jobs_are_failed_and_idempotent_ones_retried():
