@@ -14,6 +14,7 @@ from kombu import Queue
 
 from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
 from .local_secret import SECRET_KEY_FILE, data_dir, read_secret_key
+from .storage import media_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,8 +155,10 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = GEOSIM_DATA_DIR / "static"
 STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+# Uploaded media: the local disk under MEDIA_ROOT unless GEOSIM_STORAGE_URL=s3://bucket/prefix (geosim_site/storage.py).
+GEOSIM_STORAGE_URL = env_str("GEOSIM_STORAGE_URL") or None
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(GEOSIM_STORAGE_URL, endpoint_url=env_str("GEOSIM_S3_ENDPOINT_URL") or None),
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG

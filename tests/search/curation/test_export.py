@@ -30,6 +30,8 @@ def test_search_csv_holds_exactly_the_results_with_every_field(callers, curated)
     assert list(rows[0]) == list(export.CSV_COLUMNS)
     assert [int(row["id"]) for row in rows] == [hit["id"] for hit in answer["results"]]
     assert [float(row["score"]) for row in rows] == pytest.approx([hit["score"] for hit in answer["results"]], abs=1e-5)
+    similarities = [float(row["similarity"]) for row in rows]
+    assert similarities == pytest.approx([hit["similarity"] for hit in answer["results"]], abs=1e-4)  # JSON rounds
     similarities = [hit["similarity"] for hit in answer["results"]]
     assert [float(row["similarity"]) for row in rows] == pytest.approx(similarities, abs=1e-4)
     first = Image.objects.get(pk=rows[0]["id"])

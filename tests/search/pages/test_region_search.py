@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _scores(html: str) -> list[str]:
-    return re.findall(r'\(cosine ([0-9.]+)\)', html)
+    return re.findall(r"\(cosine ([0-9.]+)\)", html)
 
 
 def test_upload_results_offer_a_region_form_that_reruns_the_same_query(client, indexed):
