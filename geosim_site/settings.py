@@ -49,6 +49,8 @@ GEOSIM_MAX_UPLOAD_BYTES = env_bytes("GEOSIM_MAX_UPLOAD_BYTES", 20 * 1000**2)
 GEOSIM_MAX_PIXELS = env_int("GEOSIM_MAX_PIXELS", 40_000_000, minimum=1)
 GEOSIM_MAX_ARCHIVE_BYTES = env_bytes("GEOSIM_MAX_ARCHIVE_BYTES", 4 * 1000**3)
 GEOSIM_MAX_ARCHIVE_MEMBERS = env_int("GEOSIM_MAX_ARCHIVE_MEMBERS", 1_000_000, minimum=1)
+# One upload through the admin (an archive, or many images): larger collections go through import_images.
+GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES = env_bytes("GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES", 1000**3)
 GEOSIM_SEARCH_RATE = env_rate("GEOSIM_SEARCH_RATE", "20/second")
 GEOSIM_UPLOAD_RATE = env_rate("GEOSIM_UPLOAD_RATE", "10/second")
 # Images a processing job handles at once (thumbnails, embeddings).
@@ -162,10 +164,12 @@ STORAGES = {
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
         if DEBUG
-        else "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        else "geosim_site.staticfiles.StaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+# Until `collectstatic` has written its manifest, serve static files straight from their source folders
+# (geosim_site/staticfiles.py explains; a system check prints the command).
+WHITENOISE_USE_FINDERS = DEBUG or not (STATIC_ROOT / "staticfiles.json").exists()
 
 LOGIN_URL = "/admin/login/"
 
@@ -184,16 +188,29 @@ CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for 
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_SERIALIZER = "json"
 # Three queues (search.services.jobs.job_queue): "celery" (uploads, indexing, model switches), "geosim-low"
 # (explorer projections) and "training" (model training, hours-long at worst). A worker started without -Q
 # consumes all three; docker-compose.yml gives training a worker of its own, so it never delays indexing.
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("geosim-low"), Queue("training"))
-# When Redis is down, give up publishing quickly: the job row stays pending and the sweep sends it later.
-CELERY_BROKER_CONNECTION_TIMEOUT = 2
-CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+# When Redis is down, a request that queues a job answers at once: the job row stays pending and the
+# sweep sends it later. So a publish tries once (no retry loop), a refused connection fails at once, an
+# unreachable host after BROKER_CONNECT_TIMEOUT_S and a hung Redis after BROKER_SOCKET_TIMEOUT_S. Workers
+# keep reconnecting on their own (broker_connection_retry), whatever these say.
+BROKER_CONNECT_TIMEOUT_S = 1
+BROKER_SOCKET_TIMEOUT_S = 2  # above kombu's 1 s BRPOP wait, so idle workers never time out
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECT_TIMEOUT_S
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+    "socket_timeout": BROKER_SOCKET_TIMEOUT_S,
+    "max_retries": 0,  # one connect attempt (kombu otherwise retries until connect_timeout has passed)
+}
+CELERY_TASK_PUBLISH_RETRY = False
+# Job rows are the record of every job; Celery's result store is never read. Not writing results also
+# keeps a publish from waiting on the result backend, whose reconnect loop takes ~20 s when Redis is down.
+CELERY_TASK_IGNORE_RESULT = True
 # The sweep: re-send jobs that never reached a worker and recover jobs whose worker died.
 CELERY_BEAT_SCHEDULE = {"sweep-jobs": {"task": "search.sweep_jobs", "schedule": 30.0}}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False

@@ -11,9 +11,16 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from search.access import may_curate
-from search.archives import ArchiveRejected, SourceFile
+from search.admin_uploads import (
+    ARCHIVE_FIELD,
+    install_bounded_handlers,
+    source_files,
+    too_large_reason,
+)
+from search.archives import ArchiveRejected
 from search.forms import (
     BulkUploadForm,
     ImageAdminForm,
@@ -22,12 +29,15 @@ from search.forms import (
     TrainModelForm,
 )
 from search.imaging import ImageRejected
+from search.limits import MULTIPART_SLACK_BYTES, declared_body_bytes
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
+from search.services.archive_import import archive_import_request, archive_store
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
-from search.services.metadata import MetadataFileRejected, images_import_path_with_metadata, metadata_import_csv
+from search.services.metadata import MetadataFileRejected, metadata_import_csv
 from search.services.model_training import TrainingRejected, training_request
 from search.services.model_versions import ModelVersionRejected, model_version_register
+from search.stored_files import StorageFailed
 from training.checkpoint import CheckpointError
 
 admin.site.site_header = "GeoSim administration"
@@ -83,7 +93,10 @@ class ImageAdmin(admin.ModelAdmin):
         return False  # images are added through the upload page, which validates and deduplicates them
 
     def get_urls(self):
-        upload = path("upload/", self.admin_site.admin_view(self.upload_view), name="search_image_upload")
+        # CSRF is checked by upload_view, once bounded_upload_view has put the upload handlers in place
+        # (checking it reads the form, and so the whole body).
+        bounded = self.admin_site.admin_view(csrf_exempt(self.bounded_upload_view))
+        upload = path("upload/", bounded, name="search_image_upload")
         metadata = path(
             "metadata/", self.admin_site.admin_view(self.metadata_view), name="search_image_import_metadata"
         )
@@ -117,48 +130,90 @@ class ImageAdmin(admin.ModelAdmin):
         }
         return render(request, "admin/search/image/import_metadata.html", context)
 
-    def upload_view(self, request):
-        """Upload several files or one archive; same service and validation as the CLI import."""
+    def bounded_upload_view(self, request):
+        """Refuse an oversized body unread, and bound each file, before anything reads the body."""
         if not may_curate(request.user):
             return redirect("admin:index")
-        form = BulkUploadForm(request.POST, request.FILES) if request.method == "POST" else BulkUploadForm()
-        if request.method == "POST" and form.is_valid():
+        if request.method == "POST":
+            limit = settings.GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES
+            if declared_body_bytes(request) > limit + MULTIPART_SLACK_BYTES:
+                error = (
+                    f"The upload is larger than the {limit:,}-byte limit for one upload here "
+                    "(GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES); import large collections with `manage.py import_images`."
+                )
+                return self._upload_page(request, BulkUploadForm(), error=error, status=413)
+            request.geosim_upload_bound = install_bounded_handlers(request)
+        return csrf_protect(self.upload_view)(request)
+
+    def upload_view(self, request):
+        """Upload several files or one archive; same service and validation as the CLI import."""
+        if request.method != "POST":
+            return self._upload_page(request, BulkUploadForm())
+        data, files = request.POST, request.FILES  # parses the body, through the bounding handler
+        bound = getattr(request, "geosim_upload_bound", None)
+        oversized = bound.oversized if bound else []
+        too_big_archive = [name for field, name in oversized if field == ARCHIVE_FIELD]
+        form = BulkUploadForm(data, files, oversized_files=len(oversized))
+        if too_big_archive:
+            limit = settings.GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES
+            form.add_error("archive", f"{too_big_archive[0]}: {too_large_reason(limit)} for uploads here.")
+        if form.is_valid():
+            if form.cleaned_data.get("archive"):
+                return self._archive_import_started(request, form.cleaned_data)
             try:
-                summary = _import_uploads(form.cleaned_data, user=request.user)
-            except (ArchiveRejected, ImageRejected) as exc:
+                oversized_images = [name for field, name in oversized if field != ARCHIVE_FIELD]
+                summary = _import_uploads(form.cleaned_data, oversized_images, user=request.user)
+            except (ArchiveRejected, ImageRejected, StorageFailed) as exc:
                 form.add_error(None, str(exc))
             else:
-                level = messages.WARNING if summary.rejected else messages.SUCCESS
-                rejected = "; ".join(f"{name}: {reason}" for name, reason in summary.rejected[:10])
-                messages.add_message(
-                    request, level, f"Upload: {summary.line()}." + (f" Rejected — {rejected}" if rejected else "")
-                )
-                # A staff user without the admin's view permission follows the processing on /jobs/.
-                return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+                _upload_message(request, summary.line(), summary.rejected)
+                return self._after_upload(request)
+        return self._upload_page(request, form)
+
+    def _upload_page(self, request, form, *, error: str | None = None, status: int = 200):
         context = {
             **self.admin_site.each_context(request),
             "form": form,
+            "upload_error": error,
+            "image_limit": settings.GEOSIM_MAX_UPLOAD_BYTES,
+            "upload_limit": settings.GEOSIM_MAX_ARCHIVE_UPLOAD_BYTES,
             "opts": self.model._meta,
             "title": "Upload images",
         }
-        return render(request, "admin/search/image/upload.html", context)
+        return render(request, "admin/search/image/upload.html", context, status=status)
 
-
-def _import_uploads(data: dict, *, user):
-    label = data.get("label") or None
-    if data.get("archive"):
+    def _archive_import_started(self, request, data: dict):
+        """An archive is imported by a job (it may hold thousands of images): the page answers at once."""
         upload = data["archive"]
-        suffix = "".join(Path(upload.name).suffixes[-2:]) or ".zip"
-        with tempfile.NamedTemporaryFile(suffix=suffix) as handle:
-            for chunk in upload.chunks():
-                handle.write(chunk)
-            handle.flush()
-            summary, _metadata = images_import_path_with_metadata(
-                Path(handle.name), label=label, source=upload.name, uploaded_by=user
-            )
-            return summary
-    files = [SourceFile(name=f.name, data=f.read(), label=None) for f in data["files"]]
-    return images_import(files, label=label, source="admin upload", uploaded_by=user)
+        job = archive_import_request(
+            path=archive_store(upload), label=data.get("label") or None, source=upload.name, uploaded_by=request.user
+        )
+        job.refresh_from_db()
+        if job.status == Job.Status.SUCCEEDED:  # in-process jobs run inline (GEOSIM_IN_PROCESS_JOBS=inline)
+            rejected = [tuple(line.split(": ", 1)) for line in job.result.get("rejected", [])]
+            _upload_message(request, job.result["line"], rejected)
+            return self._after_upload(request)
+        if job.status == Job.Status.FAILED:
+            messages.error(request, f"Upload of {upload.name}: {job.error}")
+            return redirect("admin:search_image_upload")
+        _job_started(request, job, f"Import of {upload.name}")
+        return redirect("jobs")
+
+    def _after_upload(self, request):
+        # A staff user without the admin's view permission follows the processing on /jobs/.
+        return redirect("admin:search_image_changelist" if self.has_view_permission(request) else "jobs")
+
+
+def _upload_message(request, line: str, rejected) -> None:
+    level = messages.WARNING if rejected else messages.SUCCESS
+    shown = "; ".join(f"{name}: {reason}" for name, reason in list(rejected)[:10])
+    messages.add_message(request, level, f"Upload: {line}." + (f" Rejected — {shown}" if shown else ""))
+
+
+def _import_uploads(data: dict, oversized_images: list[str], *, user):
+    """Image files uploaded together, read one at a time (archives go to an import job: _archive_import_started)."""
+    files = source_files(data["files"], oversized_images)
+    return images_import(files, label=data.get("label") or None, source="admin upload", uploaded_by=user)
 
 
 class RebuildIndexMixin:

@@ -8,7 +8,8 @@ class SearchConfig(AppConfig):
 
     def ready(self) -> None:
         # Imported here, not at module level: Django loads models only after every app config exists.
-        from search import live_index, signals, tasks  # noqa: F401 — signals connects receivers, tasks registers them
+        # signals connects receivers, tasks registers the Celery tasks, checks the system checks.
+        from search import checks, live_index, signals, tasks  # noqa: F401
         from search.services.indexing import reindex_request
         from search.services.job_handlers import register_job_handlers
 

@@ -7,7 +7,8 @@ a device — or with too many members or too many declared bytes is refused whol
 imported. A member is read only if its declared size is within the limit, and never beyond that
 size: ``zipfile`` and ``tarfile`` both stop reading a member at its declared size, so a zip bomb whose
 header claims a small size cannot inflate past it (zipfile then rejects the member on its CRC check,
-reported as unreadable).
+reported as unreadable). A member that cannot be read — encrypted, compressed with a method Python does
+not support, or damaged — is reported with its reason and skipped; the other members are imported.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 ARCHIVE_SUFFIXES = (".zip", ".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tbz2")
+_ZIP_ENCRYPTED_FLAG = 0x1
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
 _DOCUMENTATION = ("README", "LICENSE", "LICENCE")
 
 
@@ -145,7 +153,23 @@ def _iter_zip(path: Path, *, max_file_bytes: int, max_total_bytes: int, max_memb
         for info in infos:
             if info.is_dir() or not _is_candidate(info.filename):
                 continue
-            yield _read_member(info.filename, info.file_size, lambda info=info: archive.open(info), max_file_bytes)
+            yield _read_member(
+                info.filename,
+                info.file_size,
+                lambda info=info: archive.open(info),
+                max_file_bytes,
+                unreadable=_zip_member_problem(info),
+            )
+
+
+def _zip_member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member cannot be read without trying (zipfile would raise RuntimeError/NotImplementedError)."""
+    if info.flag_bits & _ZIP_ENCRYPTED_FLAG:
+        return "encrypted (password-protected) members are not imported"
+    if info.compress_type not in _ZIP_METHODS:
+        supported = ", ".join(_ZIP_METHODS.values())
+        return f"compressed with zip method {info.compress_type}, which cannot be read (supported: {supported})"
+    return None
 
 
 def _open_tar(path: Path) -> tarfile.TarFile:
@@ -187,9 +211,14 @@ def _iter_tar(path: Path, *, max_file_bytes: int, max_total_bytes: int, max_memb
             yield _read_member(member.name, member.size, lambda m=member: archive.extractfile(m), max_file_bytes)
 
 
-def _read_member(name: str, declared_size: int, opener, max_file_bytes: int) -> SourceFile:
+def _read_member(
+    name: str, declared_size: int, opener, max_file_bytes: int, *, unreadable: str | None = None
+) -> SourceFile:
+    """The member's bytes, or why it is skipped (``unreadable``: a reason known from its header)."""
     relative = PurePosixPath(name.replace("\\", "/")).as_posix()
     label = label_from_path(relative)
+    if unreadable:
+        return SourceFile(relative, None, label, unreadable)
     if name.lower().endswith(ARCHIVE_SUFFIXES):
         return SourceFile(relative, None, label, "nested archives are not imported")
     if declared_size > max_file_bytes:
@@ -198,6 +227,7 @@ def _read_member(name: str, declared_size: int, opener, max_file_bytes: int) -> 
         with opener() as stream:
             # Bounded by the declared size just checked: both readers stop there (see the module docstring).
             data = stream.read(declared_size)
-    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError) as exc:
+    except (zipfile.BadZipFile, tarfile.TarError, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+        # RuntimeError, NotImplementedError: what zipfile raises for a member it cannot decode.
         return SourceFile(relative, None, label, f"could not be read from the archive ({exc})")
     return SourceFile(relative, data, label)

@@ -275,3 +275,266 @@ def write_demo_dataset(
     readme = README_TEXT.format(classes=", ".join(ROCK_TYPES), per_class=per_class, size=size, seed=seed)
     (out_dir / "README.txt").write_text(readme, encoding="utf-8")
     return written
+
+
+# Development collections of large images ---------------------------------------------------------------
+#
+# Unlike the demo textures above (defined on the unit square, so the same at any size), these are drawn in
+# pixel units, the way a microscope or a camera at a fixed distance sees rocks: a grain is so many pixels
+# wide whatever the image size, so texture scale is a class cue and a model must look at full resolution.
+# Every class shares one palette distribution (greyish, brightness and tint varying from image to image),
+# so colour alone does not name the class; within a class, grain size, orientation, contrast and spacing
+# vary. Used by the tests and benchmarks of the scale-aware model (never committed as images).
+
+TEXTURE_CLASSES: tuple[str, ...] = (
+    "fine_granular",
+    "coarse_granular",
+    "foliated",
+    "banded",
+    "veined",
+    "porphyritic",
+    "spotted",
+    "brecciated",
+)
+COLLECTION_MAX_SIDE = 2048
+
+
+def _pixel_noise(rng: np.random.Generator, height: int, width: int, cell: float) -> Array:
+    """Value noise in about [-1, 1] whose features are ``cell`` pixels across."""
+    rows, cols = max(2, int(height / cell) + 2), max(2, int(width / cell) + 2)
+    lattice = rng.uniform(-1.0, 1.0, (rows, cols)).astype(np.float32)
+    big = Image.fromarray(lattice, mode="F").resize((int(cols * cell), int(rows * cell)), Image.Resampling.BICUBIC)
+    return np.asarray(big)[:height, :width]
+
+
+def _pixel_grid(height: int, width: int, angle: float) -> tuple[Array, Array]:
+    """Pixel coordinates rotated by ``angle``: u across the structure, v along it (pixels)."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    cos, sin = np.float32(np.cos(angle)), np.float32(np.sin(angle))
+    return x * cos + y * sin, -x * sin + y * cos
+
+
+def _cells(rng: np.random.Generator, height: int, width: int, cell: float) -> tuple[Array, Array]:
+    """Voronoi cells of seeds jittered on a ``cell``-pixel grid: (owner id per pixel, distance to edge)."""
+    rows, cols = int(height / cell) + 3, int(width / cell) + 3
+    seeds = (np.stack(np.mgrid[0:rows, 0:cols], axis=-1) - 1 + rng.uniform(0.1, 0.9, (rows, cols, 2))) * cell
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    gy, gx = (y / cell).astype(int) + 1, (x / cell).astype(int) + 1
+    best = np.full((2, height, width), np.inf, dtype=np.float32)
+    owner = np.zeros((height, width), dtype=np.int64)
+    for oy in (-1, 0, 1):
+        for ox in (-1, 0, 1):
+            sy, sx = np.clip(gy + oy, 0, rows - 1), np.clip(gx + ox, 0, cols - 1)
+            distance = np.hypot(seeds[sy, sx, 0] - y, seeds[sy, sx, 1] - x)
+            closer = distance < best[0]
+            best[1] = np.where(closer, best[0], np.minimum(best[1], distance))
+            best[0] = np.where(closer, distance, best[0])
+            owner = np.where(closer, sy * cols + sx, owner)
+    return owner, (best[1] - best[0]) / 2
+
+
+def _palette(rng: np.random.Generator) -> tuple[Array, Array]:
+    """(light, dark) colours of one image: the same distribution for every class."""
+    tint = np.array([1.0, 0.97, 0.93], dtype=np.float32) + rng.normal(0.0, 0.03, 3).astype(np.float32)
+    light = tint * rng.uniform(0.55, 0.85)
+    dark = tint * rng.uniform(0.15, 0.45)
+    return light, dark
+
+
+def _shades(rng: np.random.Generator, count: int, spread: float) -> Array:
+    return np.clip(rng.normal(0.5, spread, count), 0, 1).astype(np.float32)
+
+
+def _granular(rng: np.random.Generator, height: int, width: int, cell: float) -> Array:
+    owner, edge = _cells(rng, height, width, cell)
+    shade = _shades(rng, int(owner.max()) + 1, rng.uniform(0.15, 0.3))[owner]
+    boundary = np.exp(-edge / rng.uniform(0.6, 1.2))
+    return shade * (1 - 0.6 * boundary)
+
+
+def _fine_granular(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Even, fine interlocking grains 4–8 px across (a fine sandstone or quartzite)."""
+    return _granular(rng, height, width, rng.uniform(4.0, 8.0))
+
+
+def _coarse_granular(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Coarse interlocking grains 16–30 px across (a granite or coarse marble)."""
+    return _granular(rng, height, width, rng.uniform(16.0, 30.0))
+
+
+def _foliated(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Thin, closely spaced, crenulated foliation planes 5–10 px apart, at any orientation."""
+    u, v = _pixel_grid(height, width, rng.uniform(0, np.pi))
+    spacing = rng.uniform(5.0, 10.0)
+    wave = rng.uniform(1.0, 4.0) * np.sin(2 * np.pi * v / rng.uniform(40, 120))
+    phase = (u + wave + 3.0 * _pixel_noise(rng, height, width, 30)) / spacing
+    lines = (0.5 + 0.5 * np.sin(2 * np.pi * phase)) ** rng.uniform(1.5, 4.0)
+    return 0.25 + 0.6 * lines + 0.08 * _pixel_noise(rng, height, width, 3)
+
+
+def _banded(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Broad wavy light and dark bands 30–70 px wide that pinch and swell, with fine grain inside."""
+    u, v = _pixel_grid(height, width, rng.uniform(0, np.pi))
+    period = rng.uniform(30.0, 70.0)
+    wave = rng.uniform(4.0, 15.0) * np.sin(2 * np.pi * v / rng.uniform(100, 300))
+    phase = (u + wave + 8.0 * _pixel_noise(rng, height, width, 60)) / period
+    threshold = 0.4 * _pixel_noise(rng, height, width, 120)
+    bands = np.clip((np.sin(2 * np.pi * phase) + threshold) * 2.5, -1, 1) * 0.5 + 0.5
+    return 0.2 + 0.6 * bands + 0.1 * _pixel_noise(rng, height, width, 2.5)
+
+
+def _veined(rng: np.random.Generator, height: int, width: int) -> Array:
+    """A cloudy fine-grained base cut by a network of thin bright veins 1–3 px wide."""
+    base = 0.35 + 0.12 * _pixel_noise(rng, height, width, 50) + 0.05 * _pixel_noise(rng, height, width, 2)
+    veins = np.zeros((height, width), dtype=np.float32)
+    for _ in range(int(rng.integers(2, 4))):
+        field = _pixel_noise(rng, height, width, rng.uniform(40, 110))
+        veins = np.maximum(veins, np.exp(-((field / rng.uniform(0.01, 0.03)) ** 2)))
+    return base + 0.5 * veins
+
+
+def _porphyritic(rng: np.random.Generator, height: int, width: int) -> Array:
+    """A fine speckled groundmass with scattered rectangular phenocrysts 10–35 px long."""
+    out = 0.35 + 0.1 * _pixel_noise(rng, height, width, 1.5) + 0.05 * _pixel_noise(rng, height, width, 30)
+    count = int(height * width / rng.uniform(2500, 5000))
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    for _ in range(count):
+        cy, cx, angle = rng.uniform(0, height), rng.uniform(0, width), rng.uniform(0, np.pi)
+        half_length = rng.uniform(5.0, 17.0)
+        half_width = half_length * rng.uniform(0.25, 0.6)
+        top, bottom = int(max(0, cy - half_length - 1)), int(min(height, cy + half_length + 2))
+        left, right = int(max(0, cx - half_length - 1)), int(min(width, cx + half_length + 2))
+        dy, dx = y[top:bottom, left:right] - cy, x[top:bottom, left:right] - cx
+        inside = (np.abs(dx * np.cos(angle) + dy * np.sin(angle)) < half_length) & (
+            np.abs(dy * np.cos(angle) - dx * np.sin(angle)) < half_width
+        )
+        out[top:bottom, left:right][inside] = rng.uniform(0.7, 0.95)
+    return out
+
+
+def _spotted(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Round concentric grains (ooids) 8–18 px across with dark rims, in a fine matrix."""
+    owner, edge = _cells(rng, height, width, rng.uniform(10.0, 20.0))
+    radius = rng.uniform(3.5, 8.0)
+    grain = np.clip((edge - (edge.max() - radius) * 0) / radius, 0, 1)
+    rings = 0.5 + 0.5 * np.cos(2 * np.pi * edge / rng.uniform(2.5, 4.0))
+    shade = _shades(rng, int(owner.max()) + 1, 0.1)[owner]
+    return 0.3 + 0.45 * grain * (0.6 * shade + 0.4 * rings) + 0.05 * _pixel_noise(rng, height, width, 1.5)
+
+
+def _brecciated(rng: np.random.Generator, height: int, width: int) -> Array:
+    """Large angular clasts 40–90 px across, each its own shade, in a darker fine matrix."""
+    owner, edge = _cells(rng, height, width, rng.uniform(40.0, 90.0))
+    shade = _shades(rng, int(owner.max()) + 1, 0.2)[owner]
+    matrix = edge < rng.uniform(2.0, 6.0)
+    out = 0.25 + 0.6 * shade + 0.06 * _pixel_noise(rng, height, width, 2)
+    out[matrix] = 0.2 + 0.08 * _pixel_noise(rng, height, width, 1.5)[matrix]
+    return out
+
+
+_COLLECTION_GENERATORS: dict[str, Callable[[np.random.Generator, int, int], Array]] = {
+    "fine_granular": _fine_granular,
+    "coarse_granular": _coarse_granular,
+    "foliated": _foliated,
+    "banded": _banded,
+    "veined": _veined,
+    "porphyritic": _porphyritic,
+    "spotted": _spotted,
+    "brecciated": _brecciated,
+}
+
+
+def generate_large_texture(
+    texture_class: str, rng: np.random.Generator, size: int = 256, max_aspect: float = 1.5, grey: bool = False
+) -> Image.Image:
+    """One image of ``texture_class``: short side ``size`` px, the long side up to ``max_aspect`` × longer.
+
+    The drawing (0 dark … 1 light) is coloured between the image's own light and dark tones, plus a
+    faint per-pixel noise; ``grey`` gives an "L" image (a micrograph), else RGB.
+    """
+    generator = _COLLECTION_GENERATORS.get(texture_class)
+    if generator is None:
+        raise ValueError(f"unknown texture class {texture_class!r}; valid: {', '.join(TEXTURE_CLASSES)}")
+    if not isinstance(size, int) or not MIN_SIZE <= size <= COLLECTION_MAX_SIDE:
+        raise ValueError(f"size must be an integer from {MIN_SIZE} to {COLLECTION_MAX_SIDE} pixels, got {size!r}")
+    long_side = min(COLLECTION_MAX_SIDE, int(size * rng.uniform(1.0, max(1.0, max_aspect))))
+    height, width = (size, long_side) if rng.random() < 0.5 else (long_side, size)
+    drawing = np.clip(generator(rng, height, width), 0, 1)
+    light, dark = _palette(rng)
+    rgb = _mix(dark, light, drawing) + rng.normal(0, 0.02, (height, width, 1)).astype(np.float32)
+    image = Image.fromarray(np.clip(rgb * 255 + 0.5, 0, 255).astype(np.uint8), mode="RGB")
+    return image.convert("L") if grey else image
+
+
+def write_texture_collection(
+    out_dir: Path,
+    *,
+    classes: int = 4,
+    per_class: int = 50,
+    size: int = 256,
+    seed: int = 0,
+    max_aspect: float = 1.5,
+    grey: bool = False,
+    prefix: str = "",
+    progress: bool = False,
+) -> int:
+    """Write ``out_dir/<class>/<prefix><class>_<NNNN>.png`` for the first ``classes`` of :data:`TEXTURE_CLASSES`.
+
+    Deterministic: image ``i`` of a class depends only on (seed, class, i). Returns the number written.
+    PNG, so the grain is not blurred by JPEG compression. ``prefix`` lets several calls (other seeds or
+    sizes) fill one folder.
+    """
+    if not isinstance(classes, int) or not 2 <= classes <= len(TEXTURE_CLASSES):
+        raise ValueError(f"classes must be from 2 to {len(TEXTURE_CLASSES)}, got {classes!r}")
+    if not isinstance(per_class, int) or per_class < 1:
+        raise ValueError(f"per_class must be a positive integer, got {per_class!r}")
+    out_dir = Path(out_dir)
+    written = 0
+    names = TEXTURE_CLASSES[:classes]
+    with tqdm(total=per_class * classes, desc="textures", unit="img", disable=not progress) as bar:
+        for class_index, name in enumerate(names):
+            folder = out_dir / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in range(per_class):
+                rng = np.random.default_rng([seed, 1000 + class_index, index])
+                image = generate_large_texture(name, rng, size, max_aspect, grey)
+                image.save(folder / f"{prefix}{name}_{index:04d}.png")
+                written += 1
+                bar.update()
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m search.demo_textures OUT_DIR [--classes 4] [--per-class 50] [--size 256] [--seed 0] [--grey]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m search.demo_textures", description="Write a labelled folder of large generated textures."
+    )
+    parser.add_argument("out_dir", type=Path)
+    parser.add_argument("--classes", type=int, default=4, help=f"2–{len(TEXTURE_CLASSES)} (default 4)")
+    parser.add_argument("--per-class", type=int, default=50)
+    parser.add_argument("--size", type=int, default=256, help="short side in pixels (default 256)")
+    parser.add_argument("--max-aspect", type=float, default=1.5, help="long side up to this × the short side")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--grey", action="store_true", help="greyscale images, like micrographs")
+    args = parser.parse_args(argv)
+    try:
+        written = write_texture_collection(
+            args.out_dir,
+            classes=args.classes,
+            per_class=args.per_class,
+            size=args.size,
+            seed=args.seed,
+            max_aspect=args.max_aspect,
+            grey=args.grey,
+            progress=True,
+        )
+    except ValueError as error:
+        parser.error(str(error))
+    print(f"wrote {written} images to {args.out_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,9 +45,14 @@ class BulkUploadForm(forms.Form):
         help_text="Rock type for every image (default: the archive's folder names).",
     )
 
+    def __init__(self, *args, oversized_files: int = 0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Files the upload handler dropped for their size: chosen, so reported, not "nothing chosen".
+        self.oversized_files = oversized_files
+
     def clean(self):
         cleaned = super().clean()
-        if not cleaned.get("files") and not cleaned.get("archive"):
+        if not cleaned.get("files") and not cleaned.get("archive") and not self.oversized_files:
             raise forms.ValidationError("Choose image files or an archive to upload.")
         return cleaned
 

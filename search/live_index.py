@@ -4,6 +4,12 @@ Each search asks :func:`current` for the index. At most every GEOSIM_INDEX_CHECK
 costs one indexed query for the active :class:`~search.models.IndexVersion` row; when it names another
 version, the new files are loaded and validated (manifest, checksum, model version, dimension) before
 they replace the old ones, so a process never serves a half-written or mismatched index.
+
+A process keeps serving the version it loaded from memory even if that version's files are later
+deleted or damaged on disk; but other processes could not load it and incremental updates would fail.
+:func:`files_damage` (asked by ``/healthz``) notices: it compares the files' identity, size and
+modification time with what was loaded (two ``stat`` calls), validates them fully only when those
+changed, and reports a damage once per change to the injected handler, which requests a rebuild.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from django.conf import settings
 
 from search import selectors
 from search.index import IndexLoadError, VectorIndex
+from search.index_files import INDEX_FILENAME, MANIFEST_FILENAME
 from search.models import Image, IndexVersion
 
 logger = logging.getLogger(__name__)
@@ -29,10 +36,14 @@ class IndexUnavailable(Exception):
     """No usable index: none built yet, or its files are missing or damaged. Searches answer 503."""
 
 
+FileSignature = tuple[int, ...] | None  # identity, size and mtime of the index and manifest files
+
+
 @dataclass
 class LoadedIndex:
     version: IndexVersion
     index: VectorIndex
+    files: FileSignature = None  # the files as they were when loaded
     _label_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def ids_with_label(self, label: str) -> np.ndarray:
@@ -61,16 +72,33 @@ class _Failure:
 
 
 @dataclass
+class _Damage:
+    version_pk: int
+    files: FileSignature
+    message: str
+    rebuild_job: int | None
+
+
+@dataclass
 class _State:
     loaded: LoadedIndex | None = None
     checked_at: float = 0.0
     failure: _Failure | None = None
+    damage: _Damage | None = None
 
 
 _lock = threading.Lock()
 _state = _State()
 _RETRY_FAILED_SECONDS = 5.0
 _damage_handler: Callable[[], object] | None = None
+
+
+@dataclass(frozen=True)
+class FilesDamage:
+    """The loaded version's files on disk are unusable; ``rebuild_job``: the job rebuilding it, if known."""
+
+    message: str
+    rebuild_job: int | None
 
 
 def on_index_damaged(handler: Callable[[], object]) -> None:
@@ -100,6 +128,7 @@ def current() -> LoadedIndex:
     with _lock:
         loaded = _state.loaded
         if loaded is None or loaded.version.pk != active.pk:
+            files = _signature(Path(active.path))
             try:
                 index = load_index_version(active)
             except IndexLoadError as exc:
@@ -109,10 +138,41 @@ def current() -> LoadedIndex:
                 if first_failure:
                     _request_rebuild()
                 raise IndexUnavailable(message) from exc
-            loaded = LoadedIndex(version=active, index=index)
-            _state.loaded, _state.failure = loaded, None
+            loaded = LoadedIndex(version=active, index=index, files=files)
+            _state.loaded, _state.failure, _state.damage = loaded, None, None
         _state.checked_at = now
     return loaded
+
+
+def files_damage() -> FilesDamage | None:
+    """Whether the files of the index this process serves are still sound on disk (raises IndexUnavailable).
+
+    Cheap while they are unchanged; a change is validated in full, and a damage newly found asks the
+    injected handler for a rebuild (which joins one already running).
+    """
+    loaded = current()
+    files = _signature(Path(loaded.version.path))
+    if files is not None and files == loaded.files:
+        return None
+    with _lock:
+        damage = _state.damage
+        if damage and damage.version_pk == loaded.version.pk and damage.files == files and damage.rebuild_job:
+            return FilesDamage(damage.message, damage.rebuild_job)
+        try:
+            load_index_version(loaded.version)
+        except IndexLoadError as exc:
+            message = (
+                f"The files of the live index (version {loaded.version.version}) are unusable; searches are served "
+                f"from memory until the rebuild that was requested is live. {exc}"
+            )
+        else:
+            loaded.files, _state.damage = files, None  # changed, but sound (e.g. restored from a backup)
+            return None
+    logger.error("%s", message)
+    # Outside the lock: in the embedded mode the rebuild runs right here, in this thread.
+    rebuild_job = _request_rebuild()
+    _state.damage = _Damage(loaded.version.pk, files, message, rebuild_job)
+    return FilesDamage(message, rebuild_job)
 
 
 def reset() -> None:
@@ -122,12 +182,26 @@ def reset() -> None:
         _state = _State()
 
 
-def _request_rebuild() -> None:
+def _signature(directory: Path) -> FileSignature:
+    signature: list[int] = []
+    for name in (INDEX_FILENAME, MANIFEST_FILENAME):
+        try:
+            stat = (directory / name).stat()
+        except OSError:
+            return None
+        signature += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    return tuple(signature)
+
+
+def _request_rebuild() -> int | None:
+    """Ask the injected handler for a rebuild; the id of the job it returns, if any."""
     # A damaged or mismatched index is rebuilt from the stored embeddings, never served.
     if _damage_handler is None:
         logger.error("The live index is unusable and no damage handler is wired to rebuild it.")
-        return
+        return None
     try:
-        _damage_handler()
-    except Exception:  # the database may be what is failing; the next search will try again
+        job = _damage_handler()
+    except Exception:  # the database may be what is failing; the next check will try again
         logger.exception("Could not request a rebuild of the damaged index.")
+        return None
+    return getattr(job, "pk", None)

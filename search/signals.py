@@ -1,44 +1,58 @@
-"""Keep files and the index consistent with deletions, whatever deletes an image (admin, shell, API)."""
+"""Keep files and the index consistent with deletions, whatever deletes an image (admin, shell, API).
+
+Deleted ids are collected per database connection — that is, per thread and per transaction — and
+sent as one REMOVE job when that transaction commits (a bulk delete of 1,000 images makes one job).
+A set shared by all threads would let one thread's commit take another's still-uncommitted deletions,
+find those images still present, drop them, and leave their vectors in the index for good.
+"""
 
 from __future__ import annotations
 
-import threading
-
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connections, transaction
 from django.db.models.signals import post_delete
 from django.dispatch import receiver
 
 from search.models import Image, Job
 from search.services.jobs import job_create
 
-_removed_lock = threading.Lock()
-_removed_ids: set[int] = set()
+_PENDING_ATTRIBUTE = "geosim_deleted_image_ids"
 
 
 @receiver(post_delete, sender=Image)
-def image_deleted(sender, instance: Image, **kwargs) -> None:
+def image_deleted(sender, instance: Image, using: str, **kwargs) -> None:
     names = [name for name in (instance.file.name, instance.thumbnail.name) if name]
-    with _removed_lock:
-        _removed_ids.add(instance.pk)
+    _pending_ids(using).add(instance.pk)
 
     def after_commit() -> None:
         for name in names:
             default_storage.delete(name)
-        _queue_removals()
+        _queue_removals(using)
 
-    transaction.on_commit(after_commit)
+    # One callback per deletion, each draining the connection's set: if a savepoint holding the first
+    # deletion is rolled back, its callback is dropped, and a later one still sends the rest.
+    transaction.on_commit(after_commit, using=using)
 
 
-def _queue_removals() -> None:
-    """One REMOVE job for all images deleted so far (a bulk delete of 1,000 images makes one job)."""
-    with _removed_lock:
-        ids = sorted(_removed_ids)
-        _removed_ids.clear()
+def _pending_ids(using: str) -> set[int]:
+    # connections[using] is this thread's own connection object, so no lock is needed.
+    connection = connections[using]
+    pending = getattr(connection, _PENDING_ATTRIBUTE, None)
+    if pending is None:
+        pending = set()
+        setattr(connection, _PENDING_ATTRIBUTE, pending)
+    return pending
+
+
+def _queue_removals(using: str) -> None:
+    """One REMOVE job for the images this connection's committed transaction deleted."""
+    pending = _pending_ids(using)
+    ids = sorted(pending)
+    pending.clear()
     if not ids:
         return
-    # Ids whose deletion was rolled back still exist and stay indexed.
-    gone = sorted(set(ids) - set(Image.objects.filter(pk__in=ids).values_list("pk", flat=True)))
+    # Ids whose deletion was rolled back (in a savepoint) still exist and stay indexed.
+    gone = sorted(set(ids) - set(Image.objects.using(using).filter(pk__in=ids).values_list("pk", flat=True)))
     if gone:
-        with transaction.atomic():
+        with transaction.atomic(using=using):
             job_create(kind=Job.Kind.REMOVE, total=len(gone), params={"image_ids": gone})

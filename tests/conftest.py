@@ -223,3 +223,32 @@ def object_store(tmp_path_factory):
     store = start_object_store(binary, tmp_path_factory.mktemp("seaweedfs"))
     yield store
     stop_object_store(store)
+
+
+def zip_with_unreadable_members(
+    path: Path, members: dict[str, bytes], *, encrypted=(), method: dict | None = None
+) -> Path:
+    """A zip whose named members are marked encrypted, or compressed with another method number.
+
+    Python cannot write encrypted or PPMd/AES members, so the headers are patched: zipfile then sees
+    exactly what it sees in such an archive made elsewhere (and refuses to read those members).
+    """
+    method = method or {}
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    raw = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        offsets = {info.filename: info.header_offset for info in archive.infolist()}
+    central = raw.find(b"PK\x01\x02")
+    while central != -1:
+        name_length = struct.unpack_from("<H", raw, central + 28)[0]
+        name = raw[central + 46 : central + 46 + name_length].decode()
+        for flags_at, method_at in ((central + 8, central + 10), (offsets[name] + 6, offsets[name] + 8)):
+            if name in encrypted:
+                struct.pack_into("<H", raw, flags_at, struct.unpack_from("<H", raw, flags_at)[0] | 0x1)
+            if name in method:
+                struct.pack_into("<H", raw, method_at, method[name])
+        central = raw.find(b"PK\x01\x02", central + 46)
+    path.write_bytes(bytes(raw))
+    return path

@@ -22,7 +22,8 @@ from .checkpoint import LoadedCheckpoint, load_checkpoint
 from .data import apply_d4
 from .geometry import InputGeometry, canonical_transforms, crop_grid, working_size
 from .model import EmbeddingNet, fuse_for_inference
-from .preprocessing import RESAMPLE, to_model_input, to_rgb, to_working_resolution
+from .preprocessing import RESAMPLE, to_model_input, to_working_resolution
+from .rgb import to_rgb
 
 TTA_CHUNK = 32
 """Images per forward pass with test-time augmentation (8 views each)."""

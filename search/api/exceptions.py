@@ -29,6 +29,7 @@ from search.regions import InvalidRegion
 from search.services.feedback import FeedbackError
 from search.services.model_training import TrainingBusy, TrainingRejected
 from search.services.model_versions import ModelVersionRejected
+from search.stored_files import StorageFailed
 from training.checkpoint import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,13 @@ def _as_api_exception(exc: Exception) -> Exception:
         # The engine's message may go on to name index files on disk: log it whole, answer its first sentence.
         logger.warning("Search index unavailable: %s", exc)
         return ApiError(_first_sentence(str(exc)), status_code=503, code="index_unavailable")
+    if isinstance(exc, StorageFailed):
+        logger.error("Upload not stored: %s", exc)
+        return ApiError(
+            "The image could not be stored (the server's disk may be full); nothing was added. Try again later.",
+            status_code=503,
+            code="storage_unavailable",
+        )
     if isinstance(exc, CheckpointError):
         logger.error("Embedding model unavailable: %s", exc)
         return ApiError(

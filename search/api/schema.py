@@ -16,7 +16,10 @@ _DESCRIPTIONS = {
     409: "Conflicts with work in progress (e.g. a training job is already running).",
     415: "The body is not multipart/form-data.",
     429: "Too many requests; Retry-After says when to try again.",
-    503: "No usable search index (none built yet, or being rebuilt), or the database is down; see Retry-After.",
+    503: (
+        "No usable search index (none built yet, or being rebuilt), the database is down, or an upload could "
+        "not be stored (full disk); see Retry-After."
+    ),
 }
 
 

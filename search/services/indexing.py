@@ -23,10 +23,10 @@ from django.db import connection, transaction
 
 from search import embedder, selectors
 from search.imaging import decode_image
-from search.index import VectorIndex, build_index, search_threads
+from search.index import IndexLoadError, VectorIndex, build_index, search_threads
 from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
-from search.services.jobs import JobProgress, job_create
+from search.services.jobs import JobNeedsRebuild, JobProgress, job_create, jobs_retry_after_rebuild
 from search.services.model_versions import model_version_ensure_active, model_version_make_active
 
 logger = logging.getLogger(__name__)
@@ -105,8 +105,12 @@ def stored_vectors(model_version: ModelVersion, *, image_ids: list[int] | None =
 
 
 def index_add_images(image_ids: list[int]) -> IndexVersion:
-    """Make images searchable now: add their stored vectors to the live index as a new version."""
-    with index_lock():
+    """Make images searchable now: add their stored vectors to the live index as a new version.
+
+    Raises JobNeedsRebuild when the live version's files are damaged or gone: the rebuild it asks for
+    includes these images, and runs the job again once it is live.
+    """
+    with _rebuild_if_damaged(), index_lock():
         active = selectors.active_index_version()
         if active is None:
             return _build_and_activate(index_model_version())
@@ -120,8 +124,11 @@ def index_add_images(image_ids: list[int]) -> IndexVersion:
 
 
 def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
-    """Take deleted images out of the live index (a new version); None when there is no index."""
-    with index_lock():
+    """Take deleted images out of the live index (a new version); None when there is no index.
+
+    Raises JobNeedsRebuild when the live version's files are damaged or gone (see index_add_images).
+    """
+    with _rebuild_if_damaged(), index_lock():
         active = selectors.active_index_version()
         if active is None:
             return None
@@ -129,6 +136,19 @@ def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
         if not index.remove(np.asarray(image_ids, dtype=np.int64)):
             return active
         return _save_and_activate(index, active.model_version)
+
+
+@contextlib.contextmanager
+def _rebuild_if_damaged() -> Iterator[None]:
+    # Outside the index lock's transaction: the rebuild job must not be rolled back with the change.
+    try:
+        yield
+    except IndexLoadError as exc:
+        raise JobNeedsRebuild(
+            f"The live index's files are unusable, so a rebuild was requested; this job runs again once it is "
+            f"live. {exc}",
+            request_rebuild=reindex_request,
+        ) from exc
 
 
 # -- full rebuilds -----------------------------------------------------------------------------------
@@ -181,6 +201,7 @@ def index_rebuild(job: Job, progress: JobProgress) -> dict:
         if not target.is_active:
             model_version_make_active(target)
     progress.advance(0, force=True)
+    jobs_retry_after_rebuild()  # jobs that failed on a damaged index
     return {
         "index_version": version.version,
         "model_version": target.name,

@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 
 from search.archives import SourceFile, iter_source_files
@@ -22,6 +20,7 @@ from search.imaging import DecodedImage, ImageRejected, decode_image
 from search.labels import normalize_label
 from search.models import Image, Job
 from search.services.jobs import QUEUE_UNREACHABLE, job_create
+from search.stored_files import store_verified
 
 
 @dataclass(frozen=True)
@@ -171,14 +170,12 @@ def _image_from(prepared: PreparedImage, *, source: str, uploaded_by) -> Image:
 
 
 def store_bytes(prepared: PreparedImage) -> str:
-    """Write the original bytes under images/ab/cd/<sha256>.<ext> unless already there; return the name."""
+    """Store the original bytes under images/ab/cd/<sha256>.<ext> (verified, atomic); return the name.
+
+    Raises StorageFailed (a full disk…) before any row is written.
+    """
     sha = prepared.sha256
-    name = f"images/{sha[:2]}/{sha[2:4]}/{sha}.{prepared.decoded.extension}"
-    if not default_storage.exists(name):
-        saved = default_storage.save(name, ContentFile(prepared.data))
-        if saved != name:  # a concurrent writer stored the same bytes first; keep one copy
-            default_storage.delete(saved)
-    return name
+    return store_verified(f"images/{sha[:2]}/{sha[2:4]}/{sha}.{prepared.decoded.extension}", prepared.data)
 
 
 def images_import_path(

@@ -72,8 +72,24 @@ def job_handler(kind: str) -> JobHandler:
 
 
 def job_retried_if_interrupted(kind: str) -> bool:
+    """Whether a job of this kind whose worker died is run again (see register_job_handler)."""
     registration = _handlers.get(kind)
     return registration is not None and registration.retry_if_interrupted
+
+
+class JobNeedsRebuild(Exception):
+    """Raised by a handler that cannot finish until the index is rebuilt (its files are damaged).
+
+    The job is marked failed with the message, then ``request_rebuild`` is called; once the rebuilt
+    index is live, :func:`jobs_retry_after_rebuild` runs the job again.
+    """
+
+    def __init__(self, message: str, *, request_rebuild: Callable[[], object]) -> None:
+        super().__init__(message)
+        self.request_rebuild = request_rebuild
+
+
+_WAITS_FOR_REBUILD = "waits_for_rebuild"  # a key of Job.result
 
 
 class JobProgress:
@@ -135,7 +151,9 @@ def _send_run_job(job_id: int) -> None:
         else:
             run()
     else:
-        current_app.send_task(RUN_JOB_TASK, args=(job_id,), queue=queue)
+        # One try, no result subscription: with Redis down this fails within the broker timeouts
+        # (settings.py) instead of retrying for ~20 s; the sweep sends the job later.
+        current_app.send_task(RUN_JOB_TASK, args=(job_id,), queue=queue, retry=False, ignore_result=True)
 
 
 def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
@@ -158,6 +176,20 @@ def job_execute(job_id: int, *, heartbeat: bool = False) -> None:
     try:
         with beat:
             result = handler(job, progress)
+    except JobNeedsRebuild as exc:
+        # Marked before the rebuild is requested, so the rebuild's retry cannot miss this job.
+        logger.warning("Job %s (%s) waits for an index rebuild: %s", job.pk, job.kind, exc)
+        Job.objects.filter(pk=job.pk).update(
+            status=Job.Status.FAILED,
+            error=str(exc)[:4000],
+            result={_WAITS_FOR_REBUILD: True},
+            finished_at=timezone.now(),
+        )
+        try:
+            exc.request_rebuild()
+        except Exception:  # the next rebuild, whoever asks for it, still retries this job
+            logger.exception("Job %s: could not request the index rebuild.", job.pk)
+        return
     except Exception as exc:
         logger.exception("Job %s (%s) failed.", job.pk, job.kind)
         job_fail(job, f"{type(exc).__name__}: {exc}", detail=traceback.format_exc())
@@ -220,6 +252,24 @@ def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
             else:
                 logger.warning("Job %s: %s", job.pk, message)
     return recovered
+
+
+def jobs_retry_after_rebuild() -> list[int]:
+    """Run again the jobs that failed waiting for an index rebuild; called once a rebuilt index is live.
+
+    Returns the ids of the new jobs. Each failed job is retried once (its result then names the retry).
+    """
+    retries = []
+    for job in Job.objects.filter(status=Job.Status.FAILED, **{f"result__{_WAITS_FOR_REBUILD}": True}):
+        with transaction.atomic():
+            claimed = Job.objects.filter(pk=job.pk, **{f"result__{_WAITS_FOR_REBUILD}": True}).update(result={})
+            if not claimed:
+                continue  # another rebuild retried it first
+            retry = job_create(kind=job.kind, total=job.total, params=job.params, created_by=job.created_by)
+            Job.objects.filter(pk=job.pk).update(result={"retried_as": retry.pk})
+        logger.info("Job %s, which waited for the index rebuild, runs again as job %s.", job.pk, retry.pk)
+        retries.append(retry.pk)
+    return retries
 
 
 class _Heartbeat:

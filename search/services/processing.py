@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 
 from search.imaging import THUMBNAIL_EDGE, decode_image, make_thumbnail
 from search.models import Image, Job
 from search.services.indexing import embed_missing, index_add_images, index_model_version, index_remove_images
 from search.services.jobs import JobProgress
+from search.stored_files import store_verified
 
 
 def images_process(job: Job, progress: JobProgress) -> dict:
@@ -49,8 +48,6 @@ def _make_thumbnail(image: Image) -> bool:
     data = make_thumbnail(decoded.image)
     if data is None:
         return False
-    name = f"thumbnails/{image.sha256[:2]}/{image.sha256}.webp"
-    if not default_storage.exists(name):
-        default_storage.save(name, ContentFile(data))
+    name = store_verified(f"thumbnails/{image.sha256[:2]}/{image.sha256}.webp", data)
     Image.objects.filter(pk=image.pk).update(thumbnail=name)
     return True

@@ -62,6 +62,16 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         GEOSIM_HTTPS="1",
         GEOSIM_DATA_DIR=str(tmp_path),
     )
+    # A deployment collects its static files (`check --deploy` says so when it has not: geosim.W001).
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert collected.returncode == 0, collected.stderr
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=REPO_ROOT,

@@ -7,7 +7,7 @@ import zipfile
 import pytest
 
 from search.archives import ArchiveRejected, count_files, iter_source_files, label_from_path
-from tests.conftest import image_bytes, pack
+from tests.conftest import image_bytes, pack, zip_with_unreadable_members
 
 LIMITS = {"max_file_bytes": 1_000_000, "max_total_bytes": 10_000_000, "max_members": 1000}
 
@@ -155,3 +155,18 @@ def test_folder_skips_hidden_and_symlinks(image_tree, tmp_path):
     files = {f.name: f for f in iter_source_files(image_tree, **LIMITS)}
     assert not any(name.startswith(".cache") for name in files)
     assert files["andesite/link.jpg"].data is None
+
+
+def test_encrypted_and_unsupported_zip_members_are_reported_and_the_rest_read(tmp_path):
+    members = {f"rocks/gneiss/{i}.jpg": image_bytes(seed=i) for i in range(4)}
+    archive = zip_with_unreadable_members(
+        tmp_path / "mixed.zip", members, encrypted={"rocks/gneiss/1.jpg"}, method={"rocks/gneiss/2.jpg": 98}
+    )
+    found = {f.name: f for f in iter_source_files(archive, **LIMITS)}
+    for readable in ("rocks/gneiss/0.jpg", "rocks/gneiss/3.jpg"):
+        assert found[readable].data == members[readable]
+    assert found["rocks/gneiss/1.jpg"].data is None
+    assert "encrypted" in found["rocks/gneiss/1.jpg"].problem
+    assert found["rocks/gneiss/2.jpg"].data is None
+    assert "zip method 98" in found["rocks/gneiss/2.jpg"].problem
+    assert count_files(archive) == 4

@@ -8,6 +8,7 @@ to show the request has answered while the job is still running.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -99,3 +100,32 @@ def test_projections_do_not_hold_up_indexing_work(collection, background, monkey
         assert projection_job.status in {Job.Status.PENDING, Job.Status.RUNNING}
     finally:
         release.set()
+
+
+def test_an_uploaded_archive_is_imported_by_a_job_with_progress(admin_client, collection, background, monkeypatch):
+    """The 2,000-image zip case: the page answers before a single image is imported; /jobs/ shows the import."""
+    import io
+    import zipfile
+
+    release = _hold(monkeypatch, Job.Kind.IMPORT)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        for i in range(12):
+            zf.writestr(f"geological_similarity/marble/m{i:02d}.jpg", image_bytes(seed=700 + i))
+    archive = SimpleUploadedFile("rocks.zip", buffer.getvalue(), "application/zip")
+    before = Image.objects.count()
+    try:
+        response = admin_client.post("/admin/search/image/upload/", {"archive": archive})
+        assert response.status_code == 302 and response["Location"] == "/jobs/"
+        job = Job.objects.get(kind=Job.Kind.IMPORT)
+        assert job.status in {Job.Status.PENDING, Job.Status.RUNNING}
+        assert Image.objects.count() == before
+        assert f'data-job="{job.pk}"' in admin_client.get("/jobs/").content.decode()
+    finally:
+        release.set()
+    assert in_process.wait_idle(timeout=120)
+    job.refresh_from_db()
+    assert job.status == Job.Status.SUCCEEDED, job.error
+    assert (job.done, job.total) == (12, 12) and job.result["added"] == 12
+    assert Image.objects.filter(label="marble").count() == 12
+    assert not any(Path(job.params["path"]).parent.iterdir())  # the stored archive is deleted

@@ -186,3 +186,46 @@ def test_generate_demo_images_command_rejects_bad_arguments(django_ready, tmp_pa
     with pytest.raises(CommandError, match=message):
         call_command("generate_demo_images", str(tmp_path / "out"), *arguments)
     assert not (tmp_path / "out").exists()
+
+
+# Large development textures (pixel-scale grains, foliation, veins) --------------------------------------
+
+from search.demo_textures import TEXTURE_CLASSES, generate_large_texture, write_texture_collection  # noqa: E402
+
+
+@pytest.mark.parametrize("texture_class", TEXTURE_CLASSES)
+def test_large_texture_has_the_requested_short_side_and_is_deterministic(texture_class):
+    image = generate_large_texture(texture_class, np.random.default_rng(5), 300, max_aspect=1.4)
+    assert image.mode == "RGB" and min(image.size) == 300 and max(image.size) <= 420
+    again = generate_large_texture(texture_class, np.random.default_rng(5), 300, max_aspect=1.4)
+    assert np.array_equal(np.asarray(image), np.asarray(again))
+    assert np.asarray(image).std() > 5
+
+
+def test_texture_collection_writes_labelled_pngs_deterministically(tmp_path):
+    count = write_texture_collection(tmp_path / "a", classes=3, per_class=2, size=64, seed=4, grey=True)
+    write_texture_collection(tmp_path / "b", classes=3, per_class=2, size=64, seed=4, grey=True, prefix="x_")
+    files = sorted((tmp_path / "a").rglob("*.png"))
+    assert count == len(files) == 6
+    assert sorted({path.parent.name for path in files}) == sorted(TEXTURE_CLASSES[:3])
+    for path in files:
+        twin = tmp_path / "b" / path.parent.name / f"x_{path.name}"
+        assert path.read_bytes() == twin.read_bytes()
+        with Image.open(path) as image:
+            assert image.mode == "L" and min(image.size) == 64
+
+
+def test_texture_scale_tells_fine_from_coarse_grains():
+    """Grain size is drawn in pixels: the fine class has many more grain edges per pixel than the coarse."""
+
+    def edge_density(texture_class: str) -> float:
+        grey = np.asarray(generate_large_texture(texture_class, np.random.default_rng(0), 256, 1.0), np.float32)
+        return float(np.abs(np.diff(grey.mean(axis=2), axis=1)).mean())
+
+    assert edge_density("fine_granular") > 1.5 * edge_density("coarse_granular")
+
+
+@pytest.mark.parametrize("kwargs", [{"classes": 1}, {"classes": 9}, {"per_class": 0}, {"size": 4}])
+def test_texture_collection_refuses_bad_arguments(tmp_path, kwargs):
+    with pytest.raises(ValueError):
+        write_texture_collection(tmp_path, **{"classes": 3, "per_class": 1, "size": 64, **kwargs})

@@ -7,7 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from search.models import Image, Job
-from tests.conftest import ROCK_TYPES, pack
+from tests.conftest import ROCK_TYPES, image_bytes, pack, zip_with_unreadable_members
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,6 +34,18 @@ def test_import_tar_gz_with_bad_files(image_tree, tmp_path):
     assert "rejected geological_similarity/gneiss/notes.jpg: Not a recognised image" in err
     assert "rejected geological_similarity/gneiss/empty.png: The file is empty." in err
     assert Image.objects.count() == 9
+
+
+def test_zip_with_encrypted_and_unsupported_members_imports_the_rest(tmp_path):
+    members = {f"rocks/schist/{i}.jpg": image_bytes(seed=40 + i) for i in range(4)}
+    archive = zip_with_unreadable_members(
+        tmp_path / "mixed.zip", members, encrypted={"rocks/schist/1.jpg"}, method={"rocks/schist/3.jpg": 99}
+    )
+    out, err = _run(archive)
+    assert "added 2, duplicates 0, rejected 2" in out
+    assert "rejected rocks/schist/1.jpg: encrypted" in err
+    assert "rejected rocks/schist/3.jpg: compressed with zip method 99" in err
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["rocks/schist/0.jpg", "rocks/schist/2.jpg"]
 
 
 def test_label_option(image_tree):

@@ -94,3 +94,44 @@ def tiny_trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folde
     )
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="session")
+def large_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """3 classes × 12 generated textures with a 256 px short side (grains, foliation at pixel scale)."""
+    from search.demo_textures import write_texture_collection
+
+    root = tmp_path_factory.mktemp("large") / "textures"
+    write_texture_collection(root, classes=3, per_class=12, size=256, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiled_checkpoint(tmp_path_factory: pytest.TempPathFactory, large_folder: Path) -> Path:
+    """A tiled checkpoint trained for 2 epochs on ``large_folder`` with a narrow network."""
+    from training.train import main
+
+    out = tmp_path_factory.mktemp("tiled") / "tiled.pt"
+    code = main(
+        [
+            "--data",
+            str(large_folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--batch-size",
+            "24",
+            "--widths",
+            "8,16",
+            "--val-fraction",
+            "0.25",
+            "--test-fraction",
+            "0.25",
+            "--no-baselines",
+        ]
+    )
+    assert code == 0
+    return out

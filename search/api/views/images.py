@@ -80,7 +80,7 @@ class ImageListView(generics.ListAPIView):
         responses={
             201: OpenApiResponse(ImageSerializer, description="Added; a processing job makes it searchable."),
             200: OpenApiResponse(ImageSerializer, description="An exact duplicate: the image already stored."),
-            **error_responses(400, 401, 403, 413, 415, 429),
+            **error_responses(400, 401, 403, 413, 415, 429, 503),
         },
         tags=["images"],
     )

@@ -10,6 +10,7 @@ from tqdm import tqdm
 from search.archives import ArchiveRejected, count_files
 from search.imaging import ImageRejected
 from search.services.metadata import images_import_path_with_metadata
+from search.stored_files import StorageFailed
 
 
 class Command(BaseCommand):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             summary, metadata = images_import_path_with_metadata(
                 path, label=label, source=source or path.name, on_progress=on_progress
             )
-        except (ArchiveRejected, ImageRejected) as exc:
+        except (ArchiveRejected, ImageRejected, StorageFailed) as exc:
             raise CommandError(str(exc)) from None
         finally:
             bar.close()
