@@ -185,8 +185,16 @@ class ImageAdmin(admin.ModelAdmin):
     def _archive_import_started(self, request, data: dict):
         """An archive is imported by a job (it may hold thousands of images): the page answers at once."""
         upload = data["archive"]
+        try:
+            stored_name = archive_store(upload)
+        except OSError as exc:  # e.g. the disk is full: nothing was queued
+            messages.error(request, f"Upload of {upload.name} could not be stored ({exc.strerror or exc}).")
+            return redirect("admin:search_image_upload")
         job = archive_import_request(
-            path=archive_store(upload), label=data.get("label") or None, source=upload.name, uploaded_by=request.user
+            stored_name=stored_name,
+            label=data.get("label") or None,
+            source=upload.name,
+            uploaded_by=request.user,
         )
         job.refresh_from_db()
         if job.status == Job.Status.SUCCEEDED:  # in-process jobs run inline (GEOSIM_IN_PROCESS_JOBS=inline)

@@ -8,9 +8,9 @@ to show the request has answered while the job is still running.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from search.archives import SourceFile
@@ -128,4 +128,4 @@ def test_an_uploaded_archive_is_imported_by_a_job_with_progress(admin_client, co
     assert job.status == Job.Status.SUCCEEDED, job.error
     assert (job.done, job.total) == (12, 12) and job.result["added"] == 12
     assert Image.objects.filter(label="marble").count() == 12
-    assert not any(Path(job.params["path"]).parent.iterdir())  # the stored archive is deleted
+    assert not default_storage.exists(job.params["stored_name"])  # the stored archive is deleted
