@@ -125,7 +125,8 @@ def _as_api_exception(exc: Exception) -> Exception:
     if isinstance(exc, StorageFailed):
         logger.error("Upload not stored: %s", exc)
         return ApiError(
-            "The image could not be stored (the server's disk may be full); nothing was added. Try again later.",
+            "The image could not be stored (the server's storage may be full or unreachable); nothing was added. "
+            "Try again later.",
             status_code=503,
             code="storage_unavailable",
         )

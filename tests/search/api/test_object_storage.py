@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import socket
 import time
 import urllib.request
 import uuid
@@ -25,6 +26,7 @@ from geosim_site.storage import media_storage
 from search import engine
 from search.models import Image, Job
 from search.services.ingestion import image_ingest
+from search.stored_files import store_verified
 from tests.conftest import image_bytes
 from tests.object_store import ACCESS_KEY, SECRET_KEY
 from tests.search.test_worker import wait_for_job
@@ -200,3 +202,28 @@ def test_without_geosim_serving_media_urls_are_the_stores_signed_urls(s3_media, 
     assert "Signature" in signed
     with urllib.request.urlopen(signed, timeout=10) as response:  # what a browser would fetch
         assert response.read() == data
+
+
+@pytest.mark.django_db
+def test_a_damaged_object_at_the_content_address_is_replaced(s3_media):
+    data = image_bytes(seed=13)
+    name = f"images/ee/ff/{hashlib.sha256(data).hexdigest()}.jpg"
+    s3_media.client.put_object(Bucket=s3_media.name, Key=s3_media.key(name), Body=data[:100])  # cut short
+    assert store_verified(name, data) == name
+    assert s3_media.read(name) == data
+
+
+@pytest.mark.django_db
+def test_an_unreachable_object_store_is_a_503_and_adds_nothing(s3_media, settings, callers, monkeypatch):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": media_storage(f"s3://{s3_media.name}/{PREFIX}", endpoint_url=f"http://127.0.0.1:{closed}"),
+    }
+    response = callers.staff_token.post(IMAGES_URL, {"image": upload(image_bytes(seed=14)), "label": "gneiss"})
+    assert response.status_code == 503, response.content[:300]
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert not Image.objects.exists()
