@@ -94,8 +94,14 @@ def _plot(bins: list[dict], path: Path, title: str) -> None:
     filled = [b for b in bins if b["count"]]
     ax.plot([b["mean_predicted"] for b in filled], [b["observed"] for b in filled], marker="o", label="model")
     for b in filled:
-        ax.annotate(str(b["count"]), (b["mean_predicted"], b["observed"]), textcoords="offset points",
-                    xytext=(4, -10), fontsize=7, color="grey")
+        ax.annotate(
+            str(b["count"]),
+            (b["mean_predicted"], b["observed"]),
+            textcoords="offset points",
+            xytext=(4, -10),
+            fontsize=7,
+            color="grey",
+        )
     ax.set_ylabel("share of results of the same rock type")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="lower right", fontsize=8)
@@ -143,9 +149,12 @@ def main(argv: list[str] | None = None) -> None:
     whole = _calibration_on(embedder, embeddings, collection.labels, np.flatnonzero(is_test))
 
     plot = args.checkpoint.with_name(f"{args.checkpoint.stem}_reliability.png")
-    _plot(every_query["bins"], plot,
-          f"{args.checkpoint.name}: {int(is_test.sum())} held-out queries × top {RESULTS_PER_QUERY}\n"
-          f"ECE {every_query['ece']:.4f}, Brier {every_query['brier']:.4f}")
+    _plot(
+        every_query["bins"],
+        plot,
+        f"{args.checkpoint.name}: {int(is_test.sum())} held-out queries × top {RESULTS_PER_QUERY}\n"
+        f"ECE {every_query['ece']:.4f}, Brier {every_query['brier']:.4f}",
+    )
 
     speed = measure_speed(embedder)
     result = {
@@ -159,10 +168,15 @@ def main(argv: list[str] | None = None) -> None:
         "retrieval_test": retrieval,
         "test_top1_confusion": {"classes": classes, "table": table.tolist()},
         "calibration_protocol": {
-            "queries": QUERIES, "results_per_query": RESULTS_PER_QUERY, "bins": BINS, "seed": 0, **protocol,
+            "queries": QUERIES,
+            "results_per_query": RESULTS_PER_QUERY,
+            "bins": BINS,
+            "seed": 0,
+            **protocol,
         },
         "calibration_protocol_20_more_draws": {
-            "ece": [round(r["ece"], 5) for r in spread], "brier": [round(r["brier"], 5) for r in spread],
+            "ece": [round(r["ece"], 5) for r in spread],
+            "brier": [round(r["brier"], 5) for r in spread],
             "ece_max": round(max(r["ece"] for r in spread), 5),
         },
         "calibration_every_test_query": every_query,

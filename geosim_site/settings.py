@@ -10,6 +10,7 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from .env import env_bool, env_bytes, env_int, env_list, env_rate, env_str
 from .local_secret import SECRET_KEY_FILE, data_dir, read_secret_key
@@ -188,6 +189,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
+# Three queues (search.services.jobs.job_queue): "celery" (uploads, indexing, model switches), "geosim-low"
+# (explorer projections) and "training" (model training, hours-long at worst). A worker started without -Q
+# consumes all three; docker-compose.yml gives training a worker of its own, so it never delays indexing.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("geosim-low"), Queue("training"))
 # When Redis is down, a request that queues a job answers at once: the job row stays pending and the
 # sweep sends it later. So a publish tries once (no retry loop), a refused connection fails at once, an
 # unreachable host after BROKER_CONNECT_TIMEOUT_S and a hung Redis after BROKER_SOCKET_TIMEOUT_S. Workers

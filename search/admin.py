@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -18,7 +21,13 @@ from search.admin_uploads import (
     too_large_reason,
 )
 from search.archives import ArchiveRejected
-from search.forms import BulkUploadForm, ImageAdminForm, MetadataImportForm
+from search.forms import (
+    BulkUploadForm,
+    ImageAdminForm,
+    MetadataImportForm,
+    ModelVersionRegisterForm,
+    TrainModelForm,
+)
 from search.imaging import ImageRejected
 from search.limits import MULTIPART_SLACK_BYTES, declared_body_bytes
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
@@ -26,7 +35,10 @@ from search.services.archive_import import archive_import_request, archive_store
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
 from search.services.metadata import MetadataFileRejected, metadata_import_csv
+from search.services.model_training import TrainingRejected, training_request
+from search.services.model_versions import ModelVersionRejected, model_version_register
 from search.stored_files import StorageFailed
+from training.checkpoint import CheckpointError
 
 admin.site.site_header = "GeoSim administration"
 admin.site.site_title = "GeoSim admin"
@@ -269,10 +281,21 @@ class JobAdmin(RebuildIndexMixin, admin.ModelAdmin):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("name", "is_active", "embedding_dim", "metrics_summary", "created_at")
+    list_display = ("name", "is_active", "embedding_dim", "heldout_metrics", "active_model_on_same_split", "created_at")
     list_filter = ("is_active",)
-    readonly_fields = ("checkpoint_sha256", "embedding_dim", "metrics", "is_active", "created_at")
+    readonly_fields = (
+        "checkpoint",
+        "checkpoint_sha256",
+        "embedding_dim",
+        "heldout_metrics",
+        "active_model_on_same_split",
+        "metrics",
+        "is_active",
+        "created_at",
+    )
+    fields = ("name", "description", *readonly_fields)
     actions = ["activate_model"]
+    change_list_template = "admin/search/modelversion/change_list.html"
 
     @admin.action(description="Activate this model (re-embeds every image, then switches searches over)")
     def activate_model(self, request, queryset) -> None:
@@ -285,7 +308,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
         activate = path(
             "<int:pk>/activate/", self.admin_site.admin_view(self.activate_view), name="search_modelversion_activate"
         )
-        return [activate, *super().get_urls()]
+        train = path("train/", self.admin_site.admin_view(self.train_view), name="search_modelversion_train")
+        return [activate, train, *super().get_urls()]
 
     def activate_view(self, request, pk: int):
         version = get_object_or_404(ModelVersion, pk=pk)
@@ -296,15 +320,95 @@ class ModelVersionAdmin(admin.ModelAdmin):
         self._activate(request, version)
         return redirect("jobs")
 
+    def train_view(self, request):
+        """The changelist's "Train a model" button: one training job on the collection's labelled images."""
+        if request.method != "POST":
+            return redirect(reverse("admin:search_modelversion_changelist"))
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = TrainModelForm(request.POST)
+        if not form.is_valid():
+            errors = " ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+            self.message_user(request, f"Cannot train: {errors}", messages.ERROR)
+            return redirect(reverse("admin:search_modelversion_changelist"))
+        try:
+            job = training_request(**form.cleaned_data, created_by=request.user)
+        except TrainingRejected as exc:
+            self.message_user(request, f"Cannot train: {exc}", messages.ERROR)
+            return redirect(reverse("admin:search_modelversion_changelist"))
+        _job_started(request, job, f"Training of {job.params['name']}")
+        return redirect("jobs")
+
+    def add_view(self, request, form_url="", extra_context=None):
+        """Register a checkpoint (uploaded, or a path under GEOSIM_DATA_DIR) through the same service as the CLI."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ModelVersionRegisterForm(request.POST, request.FILES) if request.method == "POST" else None
+        if form is not None and form.is_valid():
+            try:
+                version = _register_checkpoint(form.cleaned_data)
+            except (CheckpointError, ModelVersionRejected) as exc:
+                form.add_error(None, str(exc))
+            else:
+                self.message_user(request, f"Registered model version “{version}”.", messages.SUCCESS)
+                if form.cleaned_data["activate"] and not version.is_active:
+                    self._activate(request, version)
+                    return redirect("jobs")
+                return redirect(reverse("admin:search_modelversion_change", args=[version.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "form": form or ModelVersionRegisterForm(),
+            "opts": self.model._meta,
+            "title": "Register a model version",
+        }
+        return render(request, "admin/search/modelversion/register.html", context, status=400 if form else 200)
+
     def _activate(self, request, version: ModelVersion) -> None:
         if version.is_active:
             self.message_user(request, f"{version} is already the active model.", messages.INFO)
             return
         _job_started(request, model_version_activate(version, created_by=request.user), f"Switching to {version}")
 
-    @admin.display(description="metrics")
-    def metrics_summary(self, obj: ModelVersion) -> str:
-        return ", ".join(f"{k} {v:.3f}" for k, v in obj.metrics.items() if isinstance(v, int | float))
+    @admin.display(description="held-out metrics")
+    def heldout_metrics(self, obj: ModelVersion) -> str:
+        return _metrics_line(obj.metrics.get("heldout") or {})
+
+    @admin.display(description="active model on the same split")
+    def active_model_on_same_split(self, obj: ModelVersion) -> str:
+        other = obj.metrics.get("active_on_heldout")
+        if not other:
+            return "—"
+        return f"{other.get('model', '?')}: {_metrics_line(other)}"
+
+
+_METRIC_NAMES = {"p_at_1": "P@1", "p_at_5": "P@5", "map_at_r": "MAP@R", "r_precision": "R-prec"}
+
+
+def _metrics_line(metrics: dict) -> str:
+    parts = [
+        f"{name} {metrics[key]:.3f}" for key, name in _METRIC_NAMES.items() if isinstance(metrics.get(key), int | float)
+    ]
+    return ", ".join(parts) or "—"
+
+
+def _register_checkpoint(data: dict) -> ModelVersion:
+    """Register the uploaded file, or the named server file (only under GEOSIM_DATA_DIR)."""
+    name = data.get("name") or None
+    upload = data.get("checkpoint")
+    if upload:
+        with tempfile.TemporaryDirectory() as folder:
+            # Keep the uploaded file's stem for the default name, never its directories or odd characters.
+            stem = "".join(c for c in Path(upload.name).stem if c.isalnum() or c in "-_.")[:80] or "checkpoint"
+            temp = Path(folder) / f"{stem}.pt"
+            with temp.open("wb") as handle:
+                for chunk in upload.chunks():
+                    handle.write(chunk)
+            return model_version_register(temp, name=name)
+    root = Path(settings.GEOSIM_DATA_DIR).resolve()
+    candidate = (root / data["path"].strip()).resolve()
+    if not candidate.is_relative_to(root):
+        raise ModelVersionRejected(f"Only checkpoint files under GEOSIM_DATA_DIR ({root}) can be registered by path.")
+    return model_version_register(candidate, name=name)
 
 
 @admin.register(IndexVersion)

@@ -287,7 +287,14 @@ def write_demo_dataset(
 # vary. Used by the tests and benchmarks of the scale-aware model (never committed as images).
 
 TEXTURE_CLASSES: tuple[str, ...] = (
-    "fine_granular", "coarse_granular", "foliated", "banded", "veined", "porphyritic", "spotted", "brecciated",
+    "fine_granular",
+    "coarse_granular",
+    "foliated",
+    "banded",
+    "veined",
+    "porphyritic",
+    "spotted",
+    "brecciated",
 )
 COLLECTION_MAX_SIDE = 2048
 
@@ -460,8 +467,16 @@ def generate_large_texture(
 
 
 def write_texture_collection(
-    out_dir: Path, *, classes: int = 4, per_class: int = 50, size: int = 256, seed: int = 0,
-    max_aspect: float = 1.5, grey: bool = False, prefix: str = "", progress: bool = False,
+    out_dir: Path,
+    *,
+    classes: int = 4,
+    per_class: int = 50,
+    size: int = 256,
+    seed: int = 0,
+    max_aspect: float = 1.5,
+    grey: bool = False,
+    prefix: str = "",
+    progress: bool = False,
 ) -> int:
     """Write ``out_dir/<class>/<prefix><class>_<NNNN>.png`` for the first ``classes`` of :data:`TEXTURE_CLASSES`.
 
@@ -506,8 +521,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         written = write_texture_collection(
-            args.out_dir, classes=args.classes, per_class=args.per_class, size=args.size, seed=args.seed,
-            max_aspect=args.max_aspect, grey=args.grey, progress=True,
+            args.out_dir,
+            classes=args.classes,
+            per_class=args.per_class,
+            size=args.size,
+            seed=args.seed,
+            max_aspect=args.max_aspect,
+            grey=args.grey,
+            progress=True,
         )
     except ValueError as error:
         parser.error(str(error))

@@ -56,12 +56,22 @@ def embed_images(model_version: ModelVersion, images: list[Image.Image]) -> np.n
     embedder = get_embedder(model_version)
     if len(images) == 1:
         return embedder.embed_images(images)
-    with _torch_threads(settings.GEOSIM_BUILD_THREADS):
+    with torch_threads(settings.GEOSIM_BUILD_THREADS):
         return embedder.embed_images(images, batch_size=settings.GEOSIM_BATCH_SIZE)
 
 
+def embed_region(model_version: ModelVersion, image: Image.Image, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Embed the part ``box = (x, y, w, h)`` of an RGB image: 1×D float32, L2-normalised.
+
+    Not a crop passed to :func:`embed_images`: a model working on crops of large images sees the region
+    at the scale it sees the collection's images, instead of enlarged to a whole image.
+    """
+    return get_embedder(model_version).embed_region(image, box).reshape(1, -1).astype(np.float32)
+
+
 @contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
+def torch_threads(count: int) -> Iterator[None]:
+    """Run the block with `count` torch CPU threads (process-wide), then restore the previous count."""
     previous = torch.get_num_threads()
     torch.set_num_threads(count)
     try:

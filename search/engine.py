@@ -6,10 +6,15 @@ spaces), searched with one FAISS thread (fastest for single queries). Each resul
 is turned into ``similarity``, the probability that it shows the query's rock type, by the model's own
 calibration (``training.calibration``); the rock type is predicted by a similarity-weighted vote of the
 nearest neighbours.
+
+A query may be a ``region`` of the image (:mod:`search.regions`). A result larger than the model's
+input gets a ``match_box``: the crop of it that best matches the query (``Embedder.locate``), computed
+for the K results only, never for the whole index.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import defaultdict
@@ -25,6 +30,9 @@ from search.index import set_search_threads
 from search.limits import k_error
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
+from search.regions import InvalidRegion, Region, check_region  # noqa: F401 — InvalidRegion re-exported
+
+logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +62,8 @@ class SearchHit:
     """Cosine of the query and result embeddings (the ranking)."""
     similarity: float
     """Calibrated probability, in [0, 1], that the result shows the query's rock type."""
+    match_box: tuple[int, int, int, int] | None = None
+    """For a result larger than the model's input: where in it the query matches best (x, y, w, h)."""
 
 
 @dataclass
@@ -71,13 +81,22 @@ class SearchAnswer:
 
 
 def search_by_bytes(
-    data: bytes, *, k: int = 5, label: str | None = None, filters: ImageFilter = NO_FILTER
+    data: bytes,
+    *,
+    k: int = 5,
+    label: str | None = None,
+    filters: ImageFilter = NO_FILTER,
+    region: Region | None = None,
 ) -> SearchAnswer:
-    """Search with an uploaded image (raises ImageRejected for bad bytes, IndexUnavailable, UnknownLabel)."""
+    """Search with an uploaded image, or a region of it.
+
+    Raises ImageRejected for bad bytes, InvalidRegion for a region outside the image, IndexUnavailable,
+    UnknownLabel.
+    """
     started = time.perf_counter()
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS, max_bytes=settings.GEOSIM_MAX_UPLOAD_BYTES)
     loaded = live_index.current()
-    vector = embedder.embed_images(loaded.version.model_version, [picture.image])
+    vector = _query_vector(loaded.version.model_version, picture.image, region)
     return _answer(loaded, vector, k=k, label=label, filters=filters, exclude=None, started=started)
 
 
@@ -98,9 +117,19 @@ def search_by_vector(
 
 
 def search_by_image(
-    image_id: int, *, k: int = 5, label: str | None = None, filters: ImageFilter = NO_FILTER
+    image_id: int,
+    *,
+    k: int = 5,
+    label: str | None = None,
+    filters: ImageFilter = NO_FILTER,
+    region: Region | None = None,
+    match_boxes: bool = True,
 ) -> SearchAnswer:
-    """Search with an image of the collection; the image itself is excluded from the results."""
+    """Search with an image of the collection, or a region of it; the image itself is excluded from the results.
+
+    ``match_boxes=False`` skips locating the match in large results (the image page's "most similar",
+    which draws no boxes: locating costs about one embedding per result).
+    """
     started = time.perf_counter()
     image = Image.objects.filter(pk=image_id).first()
     if image is None:
@@ -108,13 +137,23 @@ def search_by_image(
     loaded = live_index.current()
     model_version = loaded.version.model_version
     stored = Embedding.objects.filter(image=image, model_version=model_version).values_list("vector", flat=True)
-    if stored:
+    if stored and region is None:
         vector = np.frombuffer(bytes(stored[0]), dtype="<f4").reshape(1, -1).astype(np.float32)
-    else:  # not embedded yet (its job is still queued): embed it now
-        vector = embedder.embed_images(model_version, [_stored_picture(image)])
-    answer = _answer(loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started)
+    else:  # a region, or not embedded yet (its job is still queued): embed it now
+        vector = _query_vector(model_version, _stored_picture(image), region)
+    answer = _answer(
+        loaded, vector, k=k, label=label, filters=filters, exclude=image.pk, started=started, match_boxes=match_boxes
+    )
     answer.query_image = image
     return answer
+
+
+def _query_vector(model_version, picture, region: Region | None) -> np.ndarray:
+    """The query's 1×D vector: the whole picture, or the region of it (InvalidRegion when not inside it)."""
+    if region is None:
+        return embedder.embed_images(model_version, [picture])
+    check_region(picture, region)
+    return embedder.embed_region(model_version, picture, region.as_tuple())
 
 
 def _stored_picture(image: Image):
@@ -130,7 +169,15 @@ def _stored_picture(image: Image):
 
 
 def _answer(
-    loaded, vector: np.ndarray, *, k: int, label: str | None, filters: ImageFilter, exclude: int | None, started
+    loaded,
+    vector: np.ndarray,
+    *,
+    k: int,
+    label: str | None,
+    filters: ImageFilter,
+    exclude: int | None,
+    started,
+    match_boxes: bool = True,
 ):
     if k_error(k):
         raise ValueError(k_error(k))
@@ -160,6 +207,8 @@ def _answer(
         for s, p, i in zip(hit_scores[0], calibration.similarity(hit_scores[0]), hit_ids[0], strict=True)
         if i >= 0 and int(i) in images  # an image deleted since the index version was built is skipped
     ]
+    if match_boxes:
+        hits = _with_match_boxes(loaded.version.model_version, hits, vector[0])
     return SearchAnswer(
         hits=hits,
         predicted_label=max(vote, key=vote.get) if vote else None,
@@ -171,6 +220,32 @@ def _answer(
         model_version_id=loaded.version.model_version_id,
         vote_size=int((ids[0] >= 0).sum()),
     )
+
+
+def _with_match_boxes(model_version, hits: list[SearchHit], query: np.ndarray) -> list[SearchHit]:
+    """Hits, those larger than the model's input with the box of their crop that best matches the query."""
+    model = embedder.get_embedder(model_version)
+    out = []
+    for hit in hits:
+        box = None
+        if max(hit.image.width, hit.image.height) > model.input_size:
+            box = _locate(model, hit.image, query)
+        out.append(dataclasses.replace(hit, match_box=box) if box else hit)
+    return out
+
+
+def _locate(model, image: Image, query: np.ndarray) -> tuple[int, int, int, int] | None:
+    try:
+        with image.file.open("rb") as handle:
+            picture = decode_image(handle.read(), max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    except Exception:  # a file lost from disk: the hit is still an answer, only without its box
+        logger.warning("Image %s could not be read to locate the match.", image.pk, exc_info=True)
+        return None
+    found = model.locate(picture, query)
+    if found is None:
+        return None
+    (x, y, w, h), _cosine = found
+    return int(x), int(y), int(w), int(h)
 
 
 _threads_set = False
@@ -206,19 +281,23 @@ def _vote(similarities: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -
 def answer_payload(answer: SearchAnswer, *, absolute_url=lambda url: url) -> dict:
     """The JSON shape shared by POST /api/v1/search/, the similar-images endpoint and search_similar --json."""
     return {
-        "results": [
-            {
-                "id": hit.image.pk,
-                "score": round(hit.score, 6),
-                "similarity": round(hit.similarity, 4),
-                "label": hit.image.label,
-                "image_url": absolute_url(hit.image.file.url),
-            }
-            for hit in answer.hits
-        ],
+        "results": [_hit_payload(hit, absolute_url) for hit in answer.hits],
         "predicted_label": answer.predicted_label,
         "vote": answer.vote,
         "model_version": answer.model_version,
         "index_version": answer.index_version,
         "took_ms": round(answer.took_ms, 3),
     }
+
+
+def _hit_payload(hit: SearchHit, absolute_url) -> dict:
+    payload = {
+        "id": hit.image.pk,
+        "score": round(hit.score, 6),
+        "similarity": round(hit.similarity, 4),
+        "label": hit.image.label,
+        "image_url": absolute_url(hit.image.file.url),
+    }
+    if hit.match_box is not None:
+        payload["match_box"] = list(hit.match_box)
+    return payload

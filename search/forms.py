@@ -9,6 +9,7 @@ from search import metadata_rules
 from search.labels import LABEL_MAX_LENGTH, InvalidLabel, normalize_label
 from search.limits import MAX_K
 from search.models import Image
+from search.regions import InvalidRegion, parse_region
 
 DEFAULT_K = 10
 
@@ -71,6 +72,9 @@ class SearchForm(forms.Form):
         },
     )
     label = forms.CharField(required=False, strip=False)
+    region = forms.CharField(
+        required=False, max_length=100, help_text="x,y,w,h in pixels of the query image: search only that part."
+    )
     # The results page's query, so K and the rock type can change without choosing the file again:
     # a signed token for an upload (search.query_tokens), or the id of a collection image.
     query = forms.CharField(required=False, widget=forms.HiddenInput)
@@ -78,6 +82,12 @@ class SearchForm(forms.Form):
 
     def clean_k(self) -> int:
         return self.cleaned_data.get("k") or DEFAULT_K
+
+    def clean_region(self):
+        try:
+            return parse_region(self.cleaned_data.get("region"))
+        except InvalidRegion as exc:
+            raise forms.ValidationError(str(exc)) from None
 
     def clean_label(self) -> str:
         return _cleaned_label(self.cleaned_data.get("label"))
@@ -88,6 +98,38 @@ def _cleaned_label(value: str | None) -> str:
         return normalize_label(value) or ""
     except InvalidLabel as exc:
         raise forms.ValidationError(str(exc)) from None
+
+
+class ModelVersionRegisterForm(forms.Form):
+    """The admin's "add model version": a checkpoint file uploaded, or one already on the server."""
+
+    checkpoint = forms.FileField(
+        required=False, help_text="A checkpoint written by `python -m training.train` (a .pt file)."
+    )
+    path = forms.CharField(
+        required=False,
+        max_length=500,
+        label="or path on the server",
+        help_text="A checkpoint file under GEOSIM_DATA_DIR, e.g. models/lab.pt (relative to it) or an absolute path.",
+    )
+    name = forms.CharField(required=False, max_length=100, help_text="Default: the file name and its hash.")
+    activate = forms.BooleanField(
+        required=False, help_text="Then switch searches to it (re-embeds every image in the background)."
+    )
+
+    def clean(self):
+        data = super().clean()
+        if bool(data.get("checkpoint")) == bool((data.get("path") or "").strip()):
+            raise forms.ValidationError("Upload a checkpoint file or give the path of one on the server (not both).")
+        return data
+
+
+class TrainModelForm(forms.Form):
+    """The admin's "Train a model" button: optional epochs, name and activation."""
+
+    epochs = forms.IntegerField(required=False, min_value=1, max_value=500)
+    name = forms.CharField(required=False, max_length=100)
+    activate = forms.BooleanField(required=False)
 
 
 class TagsField(forms.CharField):

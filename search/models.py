@@ -113,6 +113,7 @@ class Job(models.Model):
         REINDEX = "reindex", "Rebuild index"
         ACTIVATE_MODEL = "activate_model", "Activate model"
         PROJECTION = "projection", "Embedding projection"
+        TRAIN_MODEL = "train_model", "Train model"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"

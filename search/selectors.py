@@ -6,7 +6,7 @@ from django.db import connection
 from django.db.models import Avg, Count, Max, Min, QuerySet
 
 from search.filters import NO_FILTER, ImageFilter
-from search.models import Image, IndexVersion, Job
+from search.models import Image, IndexVersion, Job, ModelVersion
 
 
 def images_list(*, label: str | None = None, filters: ImageFilter = NO_FILTER) -> QuerySet[Image]:
@@ -66,6 +66,11 @@ def location_summary_of_ids(ids: list[int]) -> dict:
 def active_index_version() -> IndexVersion | None:
     """The index version that answers searches now, with its model version."""
     return IndexVersion.objects.filter(is_active=True).select_related("model_version").first()
+
+
+def model_versions() -> QuerySet[ModelVersion]:
+    """Every model version, newest first."""
+    return ModelVersion.objects.order_by("-created_at", "-id")
 
 
 def jobs_recent(*, limit: int = 100) -> QuerySet[Job]:

@@ -27,9 +27,11 @@ from search.labels import InvalidLabel, normalize_label
 from search.limits import body_over_allowance, declared_body_bytes
 from search.live_index import IndexUnavailable
 from search.models import Image, IndexVersion, Job
+from search.regions import InvalidRegion
 from search.services import export as export_formats
 from search.services import projection
 from search.services.feedback import FeedbackError, parse_ids, search_with_feedback
+from search.services.query_uploads import query_bytes, query_keep
 
 GRID_PAGE_SIZE = 48
 K_CHOICES = (5, 10, 20, 50, 100)
@@ -66,6 +68,8 @@ def _home_checked(request: HttpRequest) -> HttpResponse:
     form = SearchForm(request.GET or None)
     if "image" in request.GET:
         return _search_collection_image(request, form, request.GET["image"])
+    if "upload" in request.GET:  # an uploaded query again, on a region of it
+        return _search_kept_upload(request, form, request.GET["upload"])
     if request.GET.get("k") or request.GET.get("label"):
         form.is_valid()  # show the chosen K and rock type back, and any error in them
     return _home_page(request, form)
@@ -94,16 +98,39 @@ def _search_upload(request: HttpRequest, form: SearchForm) -> HttpResponse:
         return _home_page(request, form, error="Choose an image file to search with.", status=400)
     if upload.size > settings.GEOSIM_MAX_UPLOAD_BYTES:
         return _home_page(request, form, error=_too_big(upload.size), status=413)
-    data = upload.read()
+    return _search_bytes(request, form, upload.read(), name=upload.name)
+
+
+def _search_kept_upload(request: HttpRequest, form: SearchForm, token: str) -> HttpResponse:
+    """Re-run an uploaded query on a region of it, from the copy kept for an hour."""
+    if not form.is_valid():
+        return _home_page(request, form, error=_form_error(form), status=400)
+    data = query_bytes(token)
+    if data is None:
+        return _home_page(request, form, error="That query image is no longer kept; upload it again.", status=404)
+    return _search_bytes(request, form, data, name="your image")
+
+
+def _search_bytes(request: HttpRequest, form: SearchForm, data: bytes, *, name: str) -> HttpResponse:
+    region = form.cleaned_data["region"]
     try:
-        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter)
+        answer = engine.search_by_bytes(data, k=form.cleaned_data["k"], filters=request.image_filter, region=region)
     except ImageRejected as exc:
-        return _home_page(request, form, error=f"“{upload.name}” cannot be searched: {exc}", status=400)
-    except engine.UnknownLabel as exc:
+        return _home_page(request, form, error=f"“{name}” cannot be searched: {exc}", status=400)
+    except (engine.UnknownLabel, InvalidRegion) as exc:
         return _home_page(request, form, error=str(exc), status=400)
     except IndexUnavailable as exc:
         return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
-    query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+    src, width, height = _preview(data)
+    query = {
+        "name": name,
+        "src": src,
+        "image": None,
+        "upload": query_keep(data),
+        "width": width,
+        "height": height,
+        "region": region,
+    }
     query["token"] = _query_token(answer, query)
     return _home_page(request, form, answer=answer, query=query)
 
@@ -153,7 +180,7 @@ def _search_refined(request: HttpRequest, form: SearchForm, *, positive: list[in
         query = {"name": saved.name, "src": saved.preview, "image": None}
         query["token"] = _query_token(answer, query)
     elif upload is not None:
-        query = {"name": upload.name, "src": _preview_data_uri(data), "image": None}
+        query = {"name": upload.name, "src": _preview(data)[0], "image": None}
         query["token"] = _query_token(answer, query)
     elif image_id is not None:
         image = Image.objects.get(pk=image_id)
@@ -184,18 +211,28 @@ def _search_collection_image(request: HttpRequest, form: SearchForm, raw_id: str
         return _home_page(request, form, error=_form_error(form), status=400)
     if not _IMAGE_NUMBER.fullmatch(raw_id):  # str.isdigit() also accepts "²", which int() refuses
         return _home_page(request, form, error=f"“{raw_id}” is not an image number.", status=400)
+    region = form.cleaned_data["region"]
     try:
-        answer = engine.search_by_image(int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter)
+        answer = engine.search_by_image(
+            int(raw_id), k=form.cleaned_data["k"], filters=request.image_filter, region=region
+        )
     except engine.UnknownImage:
         return _home_page(request, form, error=f"There is no image #{raw_id} in the collection.", status=404)
     except engine.ImageUnreadable as exc:
         return _home_page(request, form, error=str(exc), status=422)
-    except engine.UnknownLabel as exc:
+    except (engine.UnknownLabel, InvalidRegion) as exc:
         return _home_page(request, form, error=str(exc), status=400)
     except IndexUnavailable as exc:
         return _home_page(request, form, error=f"Search is not available yet. {exc}", status=503)
     image = answer.query_image
-    query = {"name": f"#{image.pk} · {image.label or 'unlabelled'}", "src": image.display_url, "image": image}
+    query = {
+        "name": f"#{image.pk} · {image.label or 'unlabelled'}",
+        "src": image.display_url,
+        "image": image,
+        "width": image.width,
+        "height": image.height,
+        "region": region,
+    }
     return _home_page(request, form, answer=answer, query=query)
 
 
@@ -256,13 +293,14 @@ def _too_big(size: int) -> str:
     return f"The file is too big ({size / 1e6:.1f} MB); images up to {limit / 1e6:.0f} MB are accepted."
 
 
-def _preview_data_uri(data: bytes) -> str:
-    """The uploaded query image as a small inline PNG (the upload itself is not stored)."""
+def _preview(data: bytes) -> tuple[str, int, int]:
+    """The query image as a small inline PNG, and its width and height as shown (EXIF orientation applied)."""
     picture = decode_image(data, max_pixels=settings.GEOSIM_MAX_PIXELS).image
+    width, height = picture.size
     picture.thumbnail((256, 256))
     out = io.BytesIO()
     picture.save(out, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    return "data:image/png;base64," + base64.b64encode(out.getvalue()).decode(), width, height
 
 
 # -- one image --------------------------------------------------------------------------------------
@@ -278,7 +316,7 @@ def image_detail(request: HttpRequest, pk: int) -> HttpResponse:
         notice, status = _form_error(form), 400
     else:
         try:
-            answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"])
+            answer = engine.search_by_image(image.pk, k=form.cleaned_data["k"], match_boxes=False)
         except IndexUnavailable as exc:
             notice = f"Similar images will appear once the index is built. {exc}"
         except engine.ImageUnreadable as exc:
@@ -432,6 +470,7 @@ def jobs_status(request: HttpRequest) -> JsonResponse:
             "done": job.done,
             "total": job.total,
             "error": job.error,
+            "note": (job.result or {}).get("note", ""),
             "created_by": job.created_by.get_username() if job.created_by else "",
             "created_at": job.created_at.isoformat(),
             "finished_at": job.finished_at.isoformat() if job.finished_at else None,

@@ -16,14 +16,14 @@ def _compose() -> dict:
 
 def test_every_service_has_a_healthcheck():
     services = _compose()["services"]
-    assert set(services) == {"postgres", "redis", "seaweedfs", "web", "worker", "worker-2"}
+    assert set(services) == {"postgres", "redis", "seaweedfs", "web", "worker", "worker-2", "trainer"}
     for name, service in services.items():
         assert "healthcheck" in service, name
 
 
 def test_web_and_worker_share_env_and_data_volume():
     services = _compose()["services"]
-    for name in ("web", "worker", "worker-2"):
+    for name in ("web", "worker", "worker-2", "trainer"):
         env = services[name]["environment"]
         assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
         assert env["REDIS_URL"] == "redis://redis:6379/0"
@@ -34,6 +34,17 @@ def test_web_and_worker_share_env_and_data_volume():
         assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "gunicorn" in services["web"]["command"]
     assert services["worker"]["command"][:4] == ["celery", "-A", "geosim_site", "worker"]
+
+
+def test_training_has_its_own_worker_and_queue():
+    """Training runs for minutes to hours: the default worker must not consume its queue, the trainer only it."""
+    services = _compose()["services"]
+    for name in ("worker", "worker-2"):
+        command = services[name]["command"]
+        assert "training" not in command[command.index("-Q") + 1].split(",")
+    trainer = services["trainer"]["command"]
+    assert trainer[trainer.index("-Q") + 1] == "training"
+    assert "--beat" not in trainer
 
 
 def test_dockerfile_installs_pinned_requirements():
@@ -57,7 +68,11 @@ def test_web_and_workers_store_media_in_the_object_store():
 
 def test_two_workers_and_one_beat():
     services = _compose()["services"]
-    workers = [s for s in services.values() if s.get("command", [])[:4] == ["celery", "-A", "geosim_site", "worker"]]
+    workers = [
+        s
+        for name, s in services.items()
+        if s.get("command", [])[:4] == ["celery", "-A", "geosim_site", "worker"] and name != "trainer"
+    ]
     assert len(workers) == 2
     assert sum("--beat" in worker["command"] for worker in workers) == 1  # the job sweep runs once
     assert services["worker-2"]["volumes"] == services["worker"]["volumes"]

@@ -25,7 +25,10 @@ from search.engine import ImageUnreadable, IndexUnavailable, UnknownImage, Unkno
 from search.filters import FilterError
 from search.imaging import ImageRejected
 from search.labels import InvalidLabel
+from search.regions import InvalidRegion
 from search.services.feedback import FeedbackError
+from search.services.model_training import TrainingBusy, TrainingRejected
+from search.services.model_versions import ModelVersionRejected
 from search.stored_files import StorageFailed
 from training.checkpoint import CheckpointError
 
@@ -99,6 +102,12 @@ def _as_api_exception(exc: Exception) -> Exception:
         return ApiError(str(exc), status_code=400, code="invalid_image", fields={"image": [str(exc)]})
     if isinstance(exc, UnknownLabel):
         return ApiError(str(exc), status_code=400, code="unknown_label", fields={"label": [str(exc)]})
+    if isinstance(exc, InvalidRegion):
+        return ApiError(str(exc), status_code=400, code="invalid_region", fields={"region": [str(exc)]})
+    if isinstance(exc, TrainingBusy):
+        return ApiError(str(exc), status_code=409, code="training_running")
+    if isinstance(exc, TrainingRejected | ModelVersionRejected):
+        return ApiError(str(exc), status_code=400, code="invalid")
     if isinstance(exc, FeedbackError):
         return ApiError(str(exc), status_code=400, code="invalid_feedback", fields={exc.param: [exc.message]})
     if isinstance(exc, FilterError):

@@ -13,6 +13,7 @@ _DESCRIPTIONS = {
     404: "No such object, or for a list: 'Invalid page.' (a page past the last one, or not a positive number).",
     422: "The collection image has no embedding yet and its stored file cannot be read.",
     413: "The upload is larger than GEOSIM_MAX_UPLOAD_BYTES.",
+    409: "Conflicts with work in progress (e.g. a training job is already running).",
     415: "The body is not multipart/form-data.",
     429: "Too many requests; Retry-After says when to try again.",
     503: (

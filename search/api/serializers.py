@@ -11,7 +11,8 @@ from search import metadata_rules
 from search.filters import FilterError, parse_filters
 from search.labels import INPUT_PATTERN, InvalidLabel, normalize_label
 from search.limits import MAX_K
-from search.models import Image, Job
+from search.models import Image, Job, ModelVersion
+from search.regions import InvalidRegion, parse_region
 from search.services.feedback import FeedbackError, parse_ids
 
 from .exceptions import PayloadTooLarge
@@ -89,6 +90,12 @@ class SearchRequestSerializer(SimilarQuerySerializer):
         help_text="The query image: JPEG, PNG, WebP, BMP, TIFF or GIF (first frame), at most GEOSIM_MAX_UPLOAD_BYTES. "
         "Optional when `positive` ids are given.",
     )
+    region = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Search with this part of the image only: `x,y,w,h` in pixels of the uploaded image "
+        "(after EXIF orientation), e.g. `120,40,200,200`.",
+    )
     positive = serializers.CharField(
         required=False, allow_blank=True, help_text="Relevance feedback: ids of images to move towards, e.g. 12,40,7."
     )
@@ -103,12 +110,34 @@ class SearchRequestSerializer(SimilarQuerySerializer):
             attrs["negative"] = parse_ids(attrs.get("negative"), "negative")
         except FeedbackError as exc:
             raise serializers.ValidationError({exc.param: [exc.message]}) from None
+        if attrs.get("region") and (attrs["positive"] or attrs["negative"]):
+            raise serializers.ValidationError(
+                {"region": ["A region searches part of the image alone: drop positive/negative."]}
+            )
+        if attrs.get("region") and attrs.get("image") is None:
+            raise serializers.ValidationError({"region": ["A region needs the image it is a part of."]})
         if attrs.get("image") is None and not attrs["positive"]:
             raise serializers.ValidationError({"image": ["Send an image, or positive image ids, to search with."]})
         return attrs
 
     def validate_image(self, upload):
         return _checked_upload(upload)
+
+    def validate_region(self, value: str):
+        try:
+            return parse_region(value)
+        except InvalidRegion as exc:
+            raise serializers.ValidationError(str(exc)) from None
+
+
+class TrainRequestSerializer(serializers.Serializer):
+    epochs = serializers.IntegerField(
+        required=False, min_value=1, max_value=500, help_text="Training epochs (default: the training recipe's)."
+    )
+    name = serializers.CharField(required=False, max_length=100, help_text="Name of the new model version.")
+    activate = serializers.BooleanField(
+        required=False, default=False, help_text="Switch searches to the new model once it is trained."
+    )
 
 
 class ImageUploadSerializer(_LabelMixin, serializers.Serializer):
@@ -222,6 +251,14 @@ class SearchHitSerializer(serializers.Serializer):
     )
     label = serializers.CharField(allow_null=True)
     image_url = serializers.URLField()
+    match_box = serializers.ListField(
+        child=serializers.IntegerField(),
+        min_length=4,
+        max_length=4,
+        required=False,
+        help_text="For a result larger than the model's input: `[x, y, w, h]`, in pixels of the result "
+        "image, of the part that matches the query best.",
+    )
 
 
 class SearchAnswerSerializer(serializers.Serializer):
@@ -235,6 +272,20 @@ class SearchAnswerSerializer(serializers.Serializer):
     model_version = serializers.CharField()
     index_version = serializers.IntegerField()
     took_ms = serializers.FloatField()
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    created = serializers.DateTimeField(source="created_at", read_only=True)
+    metrics = serializers.JSONField(
+        read_only=True,
+        help_text="`heldout`: P@1, P@5, MAP@R, R-precision on a held-out split; `active_on_heldout`: the "
+        "model active when this one was trained, on the same split; `heldout_images`; `split`.",
+    )
+
+    class Meta:
+        model = ModelVersion
+        fields = ["id", "name", "is_active", "embedding_dim", "metrics", "created"]
+        read_only_fields = fields
 
 
 class JobSerializer(serializers.ModelSerializer):

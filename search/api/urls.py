@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import images, jobs, root, search
+from .views import images, jobs, models, root, search
 
 app_name = "api"
 
@@ -14,6 +14,9 @@ urlpatterns = [
     path("images/<int:pk>/", images.ImageDetailView.as_view(), name="image-detail"),
     path("images/<int:pk>/similar/", search.SimilarImagesView.as_view(), name="image-similar"),
     path("index/rebuild/", jobs.IndexRebuildView.as_view(), name="index-rebuild"),
+    path("models/", models.ModelListView.as_view(), name="model-list"),
+    path("models/train/", models.ModelTrainView.as_view(), name="model-train"),
+    path("models/<int:pk>/activate/", models.ModelActivateView.as_view(), name="model-activate"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

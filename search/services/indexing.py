@@ -27,7 +27,7 @@ from search.index import IndexLoadError, VectorIndex, build_index, search_thread
 from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobNeedsRebuild, JobProgress, job_create, jobs_retry_after_rebuild
-from search.services.model_versions import model_version_ensure_active
+from search.services.model_versions import model_version_ensure_active, model_version_make_active
 
 logger = logging.getLogger(__name__)
 
@@ -199,8 +199,7 @@ def index_rebuild(job: Job, progress: JobProgress) -> dict:
             index.remove(gone)
         version = _save_and_activate(index, target)
         if not target.is_active:
-            ModelVersion.objects.filter(is_active=True).update(is_active=False)
-            ModelVersion.objects.filter(pk=target.pk).update(is_active=True)
+            model_version_make_active(target)
     progress.advance(0, force=True)
     jobs_retry_after_rebuild()  # jobs that failed on a damaged index
     return {

@@ -9,7 +9,7 @@ Called once from :meth:`search.apps.SearchConfig.ready`, in web processes, worke
 from __future__ import annotations
 
 from search.models import Job
-from search.services import archive_import, indexing, processing, projection
+from search.services import archive_import, indexing, model_training, processing, projection
 from search.services.jobs import register_job_handler
 
 
@@ -21,3 +21,4 @@ def register_job_handlers() -> None:
     register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild)
     register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)
     register_job_handler(Job.Kind.IMPORT, archive_import.archive_import)
+    register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train)

@@ -33,12 +33,14 @@ QUEUE_UNREACHABLE = "Waiting: the task queue (Redis) is unreachable; this job ru
 RUN_JOB_TASK = "search.run_job"  # the Celery task (search/tasks.py) that runs one job by id
 JOB_QUEUE = "celery"  # indexing work: processing uploads, rebuilds, model switches
 LOW_PRIORITY_QUEUE = "geosim-low"  # projections for the explorer: never ahead of indexing work
-LOW_PRIORITY_KINDS = frozenset({Job.Kind.PROJECTION})
+TRAINING_QUEUE = "training"  # model training: minutes to hours, so never in the way of either
+_QUEUE_OF_KIND = {Job.Kind.PROJECTION: LOW_PRIORITY_QUEUE, Job.Kind.TRAIN_MODEL: TRAINING_QUEUE}
 
 
 def job_queue(kind: str) -> str:
     """The queue a job kind runs on (Celery queue, or in-process thread in the embedded mode)."""
-    return LOW_PRIORITY_QUEUE if kind in LOW_PRIORITY_KINDS else JOB_QUEUE
+    return _QUEUE_OF_KIND.get(kind, JOB_QUEUE)
+
 
 JobHandler = Callable[[Job, "JobProgress"], dict | None]
 
@@ -109,6 +111,11 @@ class JobProgress:
             total = max(self.job.total, 1)
             self.job.progress = min(self.job.done / total, 1.0)
             Job.objects.filter(pk=self.job.pk).update(done=self.job.done, progress=self.job.progress)
+
+    def report(self, **details) -> None:
+        """Show details of a running job (e.g. the last epoch's metrics) in its ``result`` right away."""
+        self.job.result = {**(self.job.result or {}), **details}
+        Job.objects.filter(pk=self.job.pk).update(result=self.job.result)
 
 
 def job_create(*, kind: str, total: int = 0, params: dict | None = None, created_by=None) -> Job:
@@ -289,4 +296,3 @@ class _Heartbeat:
             logger.warning("Heartbeat of job %s stopped.", self.job_id, exc_info=True)
         finally:
             connections.close_all()
-

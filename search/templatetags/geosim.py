@@ -42,3 +42,31 @@ def similarity_words(value) -> str:
     except (TypeError, ValueError):
         return ""
     return next((words for bound, words in SIMILARITY_WORDS if similarity >= bound), SIMILARITY_WORDS[-1][1])
+
+
+def _size(of) -> tuple[float, float]:
+    if isinstance(of, dict):
+        return float(of["width"]), float(of["height"])
+    return float(of.width), float(of.height)
+
+
+@register.filter
+def box_style(box, of) -> str:
+    """CSS placing a box ``[x, y, w, h]`` (or a Region) over an image of ``of``'s width and height, in percent."""
+    x, y, w, h = box.as_list() if hasattr(box, "as_list") else box
+    width, height = _size(of)
+    if width <= 0 or height <= 0:
+        return "display: none"
+    return (
+        f"left: {100 * x / width:.3f}%; top: {100 * y / height:.3f}%; "
+        f"width: {100 * w / width:.3f}%; height: {100 * h / height:.3f}%"
+    )
+
+
+@register.filter
+def half(value) -> int:
+    """Half a pixel count, rounded down (placeholders)."""
+    try:
+        return int(value) // 2
+    except (TypeError, ValueError):
+        return 0

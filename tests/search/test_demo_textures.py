@@ -217,6 +217,7 @@ def test_texture_collection_writes_labelled_pngs_deterministically(tmp_path):
 
 def test_texture_scale_tells_fine_from_coarse_grains():
     """Grain size is drawn in pixels: the fine class has many more grain edges per pixel than the coarse."""
+
     def edge_density(texture_class: str) -> float:
         grey = np.asarray(generate_large_texture(texture_class, np.random.default_rng(0), 256, 1.0), np.float32)
         return float(np.abs(np.diff(grey.mean(axis=2), axis=1)).mean())

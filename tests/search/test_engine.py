@@ -194,8 +194,10 @@ def test_concurrent_requests_join_one_reindex(monkeypatch):
     from search.services import jobs
 
     if connection.vendor != "postgresql":
-        pytest.skip("needs Postgres (set DATABASE_URL): the in-memory SQLite test database cannot take "
-                    "concurrent write transactions from threads")
+        pytest.skip(
+            "needs Postgres (set DATABASE_URL): the in-memory SQLite test database cannot take "
+            "concurrent write transactions from threads"
+        )
     _add(3)
     monkeypatch.setattr(jobs, "job_enqueue", lambda job_id: False)  # queued, not yet picked up
     start = threading.Barrier(6)

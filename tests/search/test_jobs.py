@@ -117,3 +117,16 @@ def test_stale_running_jobs_are_failed_and_idempotent_ones_retried():
     assert [(r.kind, r.params, r.attempts, r.status) for r in retries] == [
         (Job.Kind.PROCESS, {"image_ids": [1, 2]}, 2, Job.Status.SUCCEEDED)
     ]
+
+
+def test_training_jobs_go_to_their_own_queue(monkeypatch, celery_in_process):
+    """A training run must never hold the worker slot that uploads and indexing need."""
+    sent = []
+    monkeypatch.setattr(celery_in_process, "send_task", lambda name, **kwargs: sent.append(kwargs["queue"]))
+    celery_in_process.conf.task_always_eager = False
+    try:
+        for kind in (Job.Kind.TRAIN_MODEL, Job.Kind.PROCESS, Job.Kind.REINDEX):
+            assert jobs.job_enqueue(Job.objects.create(kind=kind).pk) is True
+    finally:
+        celery_in_process.conf.task_always_eager = True
+    assert sent == ["training", "celery", "celery"]

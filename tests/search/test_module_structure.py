@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from search.models import Job
-from search.services import indexing, jobs, processing, projection
+from search.services import indexing, jobs, model_training, processing, projection
 from tests.conftest import REPO_ROOT
 
 SEARCH = REPO_ROOT / "search"
@@ -108,6 +108,7 @@ def test_every_job_kind_the_app_creates_has_a_registered_handler():
         Job.Kind.REINDEX: indexing.index_rebuild,
         Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
         Job.Kind.PROJECTION: projection.projection_compute,
+        Job.Kind.TRAIN_MODEL: model_training.model_train,
     }
     for kind, handler in expected.items():
         assert jobs.job_handler(kind) is handler

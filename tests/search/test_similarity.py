@@ -29,7 +29,12 @@ def _checkpoint_with(tiny_checkpoint: Path, target: Path, calibration: Calibrati
 
     loaded = load_checkpoint(tiny_checkpoint)
     return save_checkpoint(
-        target, model=loaded.model, mean=loaded.mean, std=loaded.std, class_names=list(ROCK_TYPES), tta=loaded.tta,
+        target,
+        model=loaded.model,
+        mean=loaded.mean,
+        std=loaded.std,
+        class_names=list(ROCK_TYPES),
+        tta=loaded.tta,
         calibration=calibration,
     )
 

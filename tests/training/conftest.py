@@ -113,8 +113,25 @@ def tiled_checkpoint(tmp_path_factory: pytest.TempPathFactory, large_folder: Pat
 
     out = tmp_path_factory.mktemp("tiled") / "tiled.pt"
     code = main(
-        ["--data", str(large_folder), "--out", str(out), "--epochs", "2", "--seed", "1", "--batch-size", "24",
-         "--widths", "8,16", "--val-fraction", "0.25", "--test-fraction", "0.25", "--no-baselines"]
+        [
+            "--data",
+            str(large_folder),
+            "--out",
+            str(out),
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--batch-size",
+            "24",
+            "--widths",
+            "8,16",
+            "--val-fraction",
+            "0.25",
+            "--test-fraction",
+            "0.25",
+            "--no-baselines",
+        ]
     )
     assert code == 0
     return out

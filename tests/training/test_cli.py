@@ -177,8 +177,9 @@ def test_clis_report_bad_input_as_a_message_and_exit_code(
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_an_archive_given_as_data_is_named_not_a_folder(tiny_trained_checkpoint: Path, tiny_folder: Path,
-                                                        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_archive_given_as_data_is_named_not_a_folder(
+    tiny_trained_checkpoint: Path, tiny_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Not "does not exist" for a file that plainly exists: say it is not a folder, and how to extract it."""
     import tarfile
 

@@ -39,8 +39,14 @@ def test_train_reports_every_epoch_and_chooses_epochs_for_tiled_collections(tmp_
     from training.model import ModelConfig
 
     seen: list[dict] = []
-    config = TrainConfig(epochs=2, model=ModelConfig(widths=(8, 16)), baselines=False, batch_size=24,
-                         val_fraction=0.25, test_fraction=0.25)
+    config = TrainConfig(
+        epochs=2,
+        model=ModelConfig(widths=(8, 16)),
+        baselines=False,
+        batch_size=24,
+        val_fraction=0.25,
+        test_fraction=0.25,
+    )
     summary = train(large_folder, tmp_path / "m.pt", config, on_epoch=seen.append)
     assert [info["epoch"] for info in seen] == [1, 2] and all(info["epochs"] == 2 for info in seen)
     assert {"loss", "val", "seconds", "elapsed"} <= set(seen[0]) and "p_at_1" in seen[0]["val"]
@@ -53,8 +59,14 @@ def test_tiled_embedding_is_invariant_to_flips_and_quarter_turns(tiled_checkpoin
     image = _image(1)
     assert min(image.size) == 256 and image.size[0] != image.size[1]
     base = embedder.embed_images([image])[0]
-    for method in (Image.Transpose.FLIP_LEFT_RIGHT, Image.Transpose.FLIP_TOP_BOTTOM, Image.Transpose.ROTATE_90,
-                   Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270, Image.Transpose.TRANSPOSE):
+    for method in (
+        Image.Transpose.FLIP_LEFT_RIGHT,
+        Image.Transpose.FLIP_TOP_BOTTOM,
+        Image.Transpose.ROTATE_90,
+        Image.Transpose.ROTATE_180,
+        Image.Transpose.ROTATE_270,
+        Image.Transpose.TRANSPOSE,
+    ):
         assert np.allclose(embedder.embed_images([image.transpose(method)])[0], base, atol=1e-5), method
     # A single crop's embedding is not invariant: the canonical views are what makes the mean invariant.
     crop = np.asarray(image)[:112, :112]
@@ -94,8 +106,10 @@ def test_crop_cap_bounds_the_network_passes_for_a_huge_image(tiled_checkpoint: P
 def test_locate_finds_where_a_region_was_cut_from(tiled_checkpoint: Path) -> None:
     embedder = Embedder.from_checkpoint(tiled_checkpoint)
     # Four textures side by side; the query is a region cut from the third.
-    parts = [_image(seed, name).crop((0, 0, 256, 256))
-             for seed, name in enumerate(("fine_granular", "foliated", "coarse_granular", "banded"))]
+    parts = [
+        _image(seed, name).crop((0, 0, 256, 256))
+        for seed, name in enumerate(("fine_granular", "foliated", "coarse_granular", "banded"))
+    ]
     canvas = Image.new("RGB", (1024, 256))
     for index, part in enumerate(parts):
         canvas.paste(part.convert("RGB"), (256 * index, 0))

@@ -75,7 +75,9 @@ class SearchView(APIView):
                 filters=params["filters"],
             )
         else:
-            answer = engine.search_by_bytes(data, k=params["k"], label=params.get("label"), filters=params["filters"])
+            answer = engine.search_by_bytes(
+                data, k=params["k"], label=params.get("label"), filters=params["filters"], region=params.get("region")
+            )
         return _answer_response(request, answer, fmt=query.validated_data["format"])
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
-
-from search.models import Job
+from search.management.waiting import index_live_line, wait_for_job
 from search.services.indexing import reindex_request
 
 
@@ -21,25 +18,6 @@ class Command(BaseCommand):
     def handle(self, *args, wait: bool, timeout: float, verbosity: int, **options) -> None:
         job = reindex_request()
         self.stdout.write(f"Reindex job {job.pk} ({job.status}).")
-        if not wait:
-            return
-        bar = tqdm(total=100, unit="%", desc="Reindexing", disable=verbosity == 0)
-        deadline = time.monotonic() + timeout
-        while True:
-            job.refresh_from_db()
-            bar.n = round(job.progress * 100)
-            bar.set_postfix_str(f"{job.done}/{job.total} images", refresh=True)
-            if job.is_finished or time.monotonic() > deadline:
-                break
-            time.sleep(0.25)
-        bar.close()
-        if job.status == Job.Status.SUCCEEDED:
-            result = job.result
-            self.stdout.write(
-                f"Index version {result.get('index_version')} is live: {result.get('vectors')} vectors "
-                f"({result.get('kind')}, model {result.get('model_version')})."
-            )
-        elif job.status == Job.Status.FAILED:
-            raise CommandError(f"Reindex job {job.pk} failed: {job.error}")
-        else:
-            raise CommandError(f"Reindex job {job.pk} is still {job.status} after {timeout:.0f} s.")
+        if wait:
+            job = wait_for_job(job, desc="Reindexing", timeout=timeout, quiet=verbosity == 0)
+            self.stdout.write(index_live_line(job))

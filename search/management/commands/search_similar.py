@@ -1,4 +1,4 @@
-"""python manage.py search_similar IMAGE [-k 5] [--json]"""
+"""python manage.py search_similar IMAGE [-k 5] [--region x,y,w,h] [--json]"""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from search.filters import FilterError, parse_filters
 from search.imaging import ImageRejected
 from search.labels import normalize_label
 from search.limits import MAX_K, k_error
+from search.regions import InvalidRegion, parse_region
 
 FILTER_OPTIONS = ("collection", "tag", "depth_min", "depth_max", "bbox")
 
@@ -23,6 +24,9 @@ class Command(BaseCommand):
         parser.add_argument("image", type=Path)
         parser.add_argument("-k", type=int, default=5, help=f"number of results (1–{MAX_K})")
         parser.add_argument("--label", help="only images of this rock type")
+        parser.add_argument(
+            "--region", help="search with this part of the image: x,y,w,h in pixels (after EXIF orientation)"
+        )
         parser.add_argument("--collection", help="only images of this collection")
         parser.add_argument("--tag", help="only images with this tag")
         parser.add_argument("--depth-min", help="only images at least this deep (m)")
@@ -30,7 +34,9 @@ class Command(BaseCommand):
         parser.add_argument("--bbox", help="only images within min_lon,min_lat,max_lon,max_lat")
         parser.add_argument("--json", action="store_true", dest="as_json", help="print the API's JSON answer")
 
-    def handle(self, *args, image: Path, k: int, label: str | None, as_json: bool, **options) -> None:
+    def handle(
+        self, *args, image: Path, k: int, label: str | None, region: str | None, as_json: bool, **options
+    ) -> None:
         if k_error(k):
             raise CommandError(k_error(k))
         try:
@@ -42,12 +48,16 @@ class Command(BaseCommand):
         except FilterError as exc:
             raise CommandError(f"--{exc.param.replace('_', '-')}: {exc.message}") from None
         try:
+            area = parse_region(region)
+        except InvalidRegion as exc:
+            raise CommandError(f"--region: {exc}") from None
+        try:
             data = image.read_bytes()
         except OSError as exc:
             raise CommandError(f"Cannot read {image}: {exc.strerror}.") from None
         try:
-            answer = search_by_bytes(data, k=k, filters=filters)
-        except (ImageRejected, IndexUnavailable, UnknownLabel) as exc:
+            answer = search_by_bytes(data, k=k, filters=filters, region=area)
+        except (ImageRejected, InvalidRegion, IndexUnavailable, UnknownLabel) as exc:
             raise CommandError(str(exc)) from None
         payload = answer_payload(answer)
         if as_json:
@@ -58,7 +68,8 @@ class Command(BaseCommand):
             f"(model {answer.model_version}, index v{answer.index_version}, {answer.took_ms:.1f} ms)"
         )
         for rank, hit in enumerate(payload["results"], 1):
+            box = f"  match {','.join(map(str, hit['match_box']))}" if "match_box" in hit else ""
             self.stdout.write(
                 f"{rank:>3}. #{hit['id']:<8} similarity {hit['similarity']:.2f}  cosine {hit['score']:.4f}  "
-                f"{hit['label'] or '—':<12} {hit['image_url']}"
+                f"{hit['label'] or '—':<12} {hit['image_url']}{box}"
             )

@@ -39,6 +39,12 @@
     label.className = "pct";
     label.textContent = " " + pct + "%";
     wrap.appendChild(label);
+    if (job.note) {
+      var note = document.createElement("div");
+      note.className = "job-note";
+      note.textContent = job.note;
+      wrap.appendChild(note);
+    }
     if (job.error) {
       var error = document.createElement("div");
       error.className = "job-error";

@@ -17,6 +17,9 @@ ENDPOINTS = {
     "/api/v1/index/rebuild/": {"post"},
     "/api/v1/jobs/": {"get"},
     "/api/v1/jobs/{id}/": {"get"},
+    "/api/v1/models/": {"get"},
+    "/api/v1/models/train/": {"post"},
+    "/api/v1/models/{id}/activate/": {"post"},
 }
 
 
