@@ -4,16 +4,18 @@ What a newcomer does: `make demo`, then the README's `python …` lines in anoth
 DEBUG and no SECRET_KEY set. This runs the Makefile's own demo recipe (its settings module, a few
 generated textures, `--no-serve`) and then every `python …` line of the README's bash blocks, each in
 its own process on the embedded default (SQLite, in-process tasks) in a temporary GEOSIM_DATA_DIR.
-Placeholders (PATH, DIR, rock.jpg, model.pt) become small real files; the training lines get
-`--epochs 1 --threads 1` to stay short.
+Placeholders (PATH, DIR, rock.jpg, samples.csv, lab.pt, model.pt, old.pt) become small real files,
+optional `[…]` flags are left out; the training lines get `--epochs 1` (and `--threads 1`) to stay short.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -63,13 +65,14 @@ def _run(argv: list[str], env: dict[str, str]) -> str:
     return result.stdout
 
 
-def _fill(command: str, *, tree: Path, query: Path, model: Path) -> list[str]:
-    """The README line with its placeholders replaced by real files."""
-    words = shlex.split(command.replace("[--label LABEL]", ""))
-    replacements = {"PATH": str(tree), "DIR": str(tree), "rock.jpg": str(query), "model.pt": str(model)}
-    argv = [sys.executable if word == "python" else replacements.get(word, word) for word in words]
+def _fill(command: str, *, files: dict[str, Path]) -> list[str]:
+    """The README line with its placeholders replaced by real files and its optional flags left out."""
+    words = shlex.split(re.sub(r"\s*\[[^\]]*\]", "", command))
+    argv = [sys.executable if word == "python" else str(files.get(word, word)) for word in words]
     if argv[1:3] == ["-m", "training.train"]:
         argv += ["--epochs", "1", "--threads", "1"]
+    if argv[1:3] == ["manage.py", "train_model"]:
+        argv += ["--epochs", "1"]
     return argv
 
 
@@ -84,8 +87,24 @@ def test_readme_commands_work_after_make_demo(tmp_path):
 
     tree = write_tree(tmp_path / "rocks", per_class=20, classes=ROCK_TYPES, seed=5)
     query = tmp_path / "rock.jpg"
-    query.write_bytes(image_bytes(seed=4242))
+    query.write_bytes(image_bytes(seed=4242, size=(320, 240)))  # large enough for the README's --region
     model = tmp_path / "model.pt"
+    one_image = next(iter(sorted(tree.rglob("*.jpg"))))
+    samples = tmp_path / "samples.csv"
+    digest = hashlib.sha256(one_image.read_bytes()).hexdigest()
+    samples.write_text(f"sha256,sample_id,collection\n{digest},S-1,core A\n")
+    lab = tmp_path / "lab.pt"
+    shutil.copyfile(REPO_ROOT / "training" / "weights" / "default.pt", lab)
+    # `old.pt` is calibrated again: the model the README's training line wrote just before.
+    files = {
+        "PATH": tree,
+        "DIR": tree,
+        "rock.jpg": query,
+        "samples.csv": samples,
+        "lab.pt": lab,
+        "model.pt": model,
+        "old.pt": model,
+    }
 
     commands = readme_python_lines()
     names = [" ".join(shlex.split(c)[1:3]) for c in commands]
@@ -101,7 +120,7 @@ def test_readme_commands_work_after_make_demo(tmp_path):
 
     outputs = {}
     for command in commands:
-        outputs[command] = _run(_fill(command, tree=tree, query=query, model=model), env)
+        outputs[command] = _run(_fill(command, files=files), env)
 
     for command, output in outputs.items():
         if "search_similar" in command and "--json" in command:
