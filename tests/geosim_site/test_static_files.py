@@ -23,7 +23,8 @@ CSS_LINK = re.compile(r'<link rel="stylesheet" href="(/static/geosim/geosim[^"]*
 
 
 def _production_env(data_dir: Path) -> dict[str, str]:
-    drop = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG"}
+    # DJANGO_ALLOW_ASYNC_UNSAFE: set by the browser tests for their session; a deployment never has it.
+    drop = {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("GEOSIM_")}
     env.update(
         DJANGO_SETTINGS_MODULE="geosim_site.settings",
