@@ -16,3 +16,11 @@ from .settings import *  # noqa: E402, F403
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = True
+
+# The embedded pass: a file, not Django's shared-cache in-memory test database, whose table locks make
+# the embedded mode's background job threads fail with "database table is locked" (a file in WAL mode
+# with a busy timeout, as users run it, lets them wait their turn instead).
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    import tempfile
+
+    DATABASES["default"]["TEST"] = {"NAME": os.path.join(tempfile.gettempdir(), f"geosim-test-{os.getpid()}.sqlite3")}  # noqa: F405
