@@ -69,31 +69,7 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_trained_checkpoint(tmp_path_factory: pytest.TempPathFactory, tiny_folder: Path) -> Path:
     """A checkpoint trained for 2 epochs on ``tiny_folder`` with a narrow network (a few seconds)."""
-    from training.train import main
-
-    out = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    code = main(
-        [
-            "--data",
-            str(tiny_folder),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--seed",
-            "1",
-            "--batch-size",
-            "24",
-            "--widths",
-            "8,16",
-            "--val-fraction",
-            "0.25",
-            "--test-fraction",
-            "0.25",
-        ]
-    )
-    assert code == 0
-    return out
+    return _train_tiny(tmp_path_factory.mktemp("ckpt") / "tiny.pt", tiny_folder)
 
 
 @pytest.fixture(scope="session")
@@ -109,29 +85,14 @@ def large_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiled_checkpoint(tmp_path_factory: pytest.TempPathFactory, large_folder: Path) -> Path:
     """A tiled checkpoint trained for 2 epochs on ``large_folder`` with a narrow network."""
+    return _train_tiny(tmp_path_factory.mktemp("tiled") / "tiled.pt", large_folder, "--no-baselines")
+
+
+def _train_tiny(out: Path, data: Path, *extra: str) -> Path:
+    """Train a narrow network for 2 epochs on ``data`` (a few seconds) through the training CLI."""
     from training.train import main
 
-    out = tmp_path_factory.mktemp("tiled") / "tiled.pt"
-    code = main(
-        [
-            "--data",
-            str(large_folder),
-            "--out",
-            str(out),
-            "--epochs",
-            "2",
-            "--seed",
-            "1",
-            "--batch-size",
-            "24",
-            "--widths",
-            "8,16",
-            "--val-fraction",
-            "0.25",
-            "--test-fraction",
-            "0.25",
-            "--no-baselines",
-        ]
-    )
-    assert code == 0
+    arguments = ["--data", str(data), "--out", str(out), "--epochs", "2", "--seed", "1", "--batch-size", "24"]
+    arguments += ["--widths", "8,16", "--val-fraction", "0.25", "--test-fraction", "0.25", *extra]
+    assert main(arguments) == 0
     return out
