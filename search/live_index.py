@@ -26,9 +26,8 @@ from django.conf import settings
 from django.db.models import F
 
 from search import selectors
-from search.index import IndexLoadError, VectorIndex
-from search.index_files import INDEX_FILENAME, MANIFEST_FILENAME
 from search.models import Image, IndexVersion
+from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
 
 logger = logging.getLogger(__name__)
 
