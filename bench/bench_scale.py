@@ -64,7 +64,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_index import machine, rss_bytes  # noqa: E402
 
-from search.index import build_index, search_threads  # noqa: E402
+from vectorindex import build_index, search_threads  # noqa: E402
 
 RESULTS_DIR = ROOT / "bench" / "results"
 DEFAULT_CACHE = Path("/tmp/geosim-scalebench/real_embeddings.npz")
@@ -381,7 +381,7 @@ def measure_ivf_sq8(
     with tempfile.TemporaryDirectory(dir=args.cache.parent) as directory:
         index.save(Path(directory), index_version=1, model_version="bench")
         file_bytes = sum(path.stat().st_size for path in Path(directory).iterdir())
-        loaded = fresh_process_rss(f"from search.index import VectorIndex\nindex = VectorIndex.load({directory!r})")
+        loaded = fresh_process_rss(f"from vectorindex import VectorIndex\nindex = VectorIndex.load({directory!r})")
     faiss_index = index._index  # the FAISS index inside, for the nprobe sweep
     product = latency(lambda query: index.search(query, K), latency_queries)
     product_found = index.search(queries, K)[1]
