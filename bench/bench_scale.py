@@ -200,7 +200,8 @@ def recall_at_k(found: np.ndarray, truth: np.ndarray) -> float:
 def same_label_at_k(found: np.ndarray, base_classes: np.ndarray, query_classes: np.ndarray) -> float:
     """Share of returned top-K results with the query's rock type (what a user sees)."""
     found = found[:, :K]
-    return float(np.mean(base_classes[np.clip(found, 0, None)] == query_classes[:, None]))
+    same = base_classes[np.clip(found, 0, None)] == query_classes[:, None]
+    return float(np.mean(same & (found >= 0)))
 
 
 # -- index kinds ---------------------------------------------------------------------------------
