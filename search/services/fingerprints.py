@@ -52,7 +52,7 @@ def fingerprints_fill(image_ids: np.ndarray, progress: JobProgress | None = None
     Reads the thumbnail where there is one (a large photo's fingerprint needs no more). An unreadable
     file is logged and skipped: that image takes no part in near-duplicate checks.
     """
-    have = set(ImageFingerprint.objects.filter(image_id__in=image_ids.tolist()).values_list("image_id", flat=True))
+    have = set(ImageFingerprint.objects.values_list("image_id", flat=True))  # all: no huge IN list
     missing = [int(i) for i in image_ids if int(i) not in have]
     if progress:
         progress.advance(len(image_ids) - len(missing))
@@ -75,10 +75,13 @@ def fingerprints_fill(image_ids: np.ndarray, progress: JobProgress | None = None
     return made
 
 
-def fingerprints_of(image_ids: list[int]) -> dict[int, np.ndarray]:
-    """The stored fingerprints of these images (float32), by image id; images without one are absent."""
-    rows = ImageFingerprint.objects.filter(image_id__in=image_ids).values_list("image_id", "vector")
-    return {image_id: fingerprint_from_bytes(vector) for image_id, vector in rows}
+def fingerprints_of(image_ids: list[int] | None) -> dict[int, np.ndarray]:
+    """The stored fingerprints of these images, or of all (``None``), float32 by image id; images without one
+    are absent."""
+    rows = ImageFingerprint.objects.all()
+    if image_ids is not None:
+        rows = rows.filter(image_id__in=image_ids)
+    return {image_id: fingerprint_from_bytes(vector) for image_id, vector in rows.values_list("image_id", "vector")}
 
 
 @dataclass

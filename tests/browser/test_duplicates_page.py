@@ -7,7 +7,7 @@ import pytest
 from search.models import DuplicateGroup, Image
 from search.services.duplicates import duplicates_request, open_groups
 from search.services.ingestion import image_ingest
-from tests.browser.test_accessibility import _assert_every_control_is_reachable, _clean
+from tests.browser.test_accessibility import _FOCUSABLE, _clean, _tab_order
 from tests.conftest import image_bytes
 from tests.search.curation.test_duplicates import _reencoded
 
@@ -25,6 +25,19 @@ def _two_groups() -> list[list[Image]]:
     return groups
 
 
+def _assert_every_control_is_reachable(page) -> None:
+    """Like test_accessibility's check, but a radio group is one Tab stop (its checked radio; arrows move in it)."""
+    controls = page.evaluate(
+        """(selector) => Array.from(document.querySelectorAll(selector))
+             .filter((el) => el.getClientRects().length && !(el.type === "radio" && !el.checked))
+             .map((el, i) => { el.dataset.tabKey = String(i); return el.outerHTML.slice(0, 120); })""",
+        _FOCUSABLE,
+    )
+    reached = set(_tab_order(page))
+    missing = [html for i, html in enumerate(controls) if str(i) not in reached]
+    assert not missing, f"not reachable with Tab: {missing}"
+
+
 def test_the_duplicates_page_has_no_violations_and_works_from_the_keyboard(admin_page, site, axe):
     groups = _two_groups()
     page = admin_page
@@ -36,8 +49,11 @@ def test_the_duplicates_page_has_no_violations_and_works_from_the_keyboard(admin
 
     first, kept = open_groups().first(), groups[0][1]
     section = page.locator(f"#group-{first.pk}")
-    section.locator(f"input[name=keep][value='{kept.pk}']").focus()
-    page.keyboard.press("Space")  # choose the one to keep
+    section.locator("input[name=keep]:checked").focus()  # the suggestion: the largest (the ×2 copy)
+    assert section.locator("input[name=keep]:checked").get_attribute("value") == str(kept.pk)
+    page.keyboard.press("ArrowLeft")  # arrows move the choice within the group...
+    assert section.locator("input[name=keep]:checked").get_attribute("value") == str(groups[0][0].pk)
+    page.keyboard.press("ArrowRight")  # ...and back to the one to keep
     assert section.locator(f"input[name=keep][value='{kept.pk}']").is_checked()
     section.locator("button[value=keep_one]").focus()
     with page.expect_navigation():

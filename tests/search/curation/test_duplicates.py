@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from django.core.management import call_command
 from PIL import Image as PILImage
 from PIL import ImageEnhance
 
@@ -285,3 +286,13 @@ def test_the_page_is_for_staff_and_resolves_a_group(client, django_user_model):
     assert done.status_code == 302
     assert list(Image.objects.values_list("pk", flat=True)) == [kept.pk]
     assert f'id="group-{group.pk}"' not in client.get("/duplicates/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_finds_the_groups_and_says_where_to_review_them():
+    data = image_bytes(seed=91)
+    _add(data), _add(_reencoded(data))
+    out = io.StringIO()
+    call_command("find_duplicates", "--wait", verbosity=0, stdout=out)
+    assert "1 group(s) of near-duplicates (2 images) to review at /duplicates/" in out.getvalue()
+    assert len(_groups()) == 1
