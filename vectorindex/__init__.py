@@ -27,7 +27,8 @@ Updates without rewriting the index (:mod:`vectorindex.segments`):
 ``segments.read_new_segments(directory, index, *, segments=None)``
     Catches a loaded index up by reading only the segment files it has not seen.
 ``SegmentedIndex.compacted() -> VectorIndex`` and ``segments.compaction_due(index)``
-    Folds the segments into a new base (saved as a new version by the caller), and says when.
+    Folds the segments into a new base (saved as a new version by the caller), and says when;
+    ``read_segments`` and ``Segment.apply_to`` bring segments saved meanwhile into that new base.
 
 Modules: :mod:`vectorindex.index` (the FAISS index and its design note), :mod:`vectorindex.files`
 (the on-disk format), :mod:`vectorindex.segments` (base + segments, compaction).
@@ -53,7 +54,15 @@ from vectorindex.index import (
     search_threads,
     set_search_threads,
 )
-from vectorindex.segments import Segment, SegmentedIndex, compaction_due, load, read_new_segments, save_segment
+from vectorindex.segments import (
+    Segment,
+    SegmentedIndex,
+    compaction_due,
+    load,
+    read_new_segments,
+    read_segments,
+    save_segment,
+)
 
 __all__ = [
     "INDEX_FILENAME",
@@ -74,6 +83,7 @@ __all__ = [
     "load",
     "read_manifest",
     "read_new_segments",
+    "read_segments",
     "save_segment",
     "saved_files",
     "search_threads",

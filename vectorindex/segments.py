@@ -89,6 +89,11 @@ class Segment:
         """A segment that removes ``ids``."""
         return cls(_EMPTY_IDS, np.empty((0, dim), dtype=np.float32), np.unique(np.asarray(ids, dtype=np.int64)))
 
+    def apply_to(self, index: VectorIndex) -> None:
+        """Make this change to an in-memory index (e.g. a new base that must also hold later segments)."""
+        index.remove(self.removed_ids)
+        index.add(self.added_ids, self.added_vectors)
+
 
 class SegmentedIndex:
     """A base index plus the segments saved after it, searched as one index; see the module docstring."""
@@ -322,14 +327,28 @@ def read_new_segments(
             f"index manifest in {directory} lists {len(manifest.segments)} segments, expected at least {wanted}"
         )
     for entry in manifest.segments[index.segment_count : wanted]:
-        added_ids, added_vectors, removed_ids = read_segment_file(directory, entry, dim=index.dim)
-        index = index.with_segment(Segment(added_ids, added_vectors, removed_ids), entry)
+        index = index.with_segment(_read_segment(directory, entry, dim=index.dim), entry)
         if index.ntotal != entry.count:
             raise IndexCorruptError(
                 f"segment {entry.name} in {directory} leaves {index.ntotal} vectors, "
                 f"its manifest entry says {entry.count}"
             )
     return index
+
+
+def read_segments(directory: Path, *, start: int, stop: int, dim: int) -> list[Segment]:
+    """Segments ``start`` up to ``stop`` (0-based, as the manifest lists them), checked; an IndexLoadError otherwise."""
+    directory = Path(directory)
+    manifest = read_manifest(directory)
+    if stop > len(manifest.segments):
+        raise IndexCorruptError(
+            f"index manifest in {directory} lists {len(manifest.segments)} segments, expected at least {stop}"
+        )
+    return [_read_segment(directory, entry, dim=dim) for entry in manifest.segments[start:stop]]
+
+
+def _read_segment(directory: Path, entry: SegmentEntry, *, dim: int) -> Segment:
+    return Segment(*read_segment_file(directory, entry, dim=dim))
 
 
 def compaction_due(
