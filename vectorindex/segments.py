@@ -233,21 +233,23 @@ class SegmentedIndex:
         self, queries: np.ndarray, k: int, allowed_ids: np.ndarray | None, excluded: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k among the delta's vectors that pass the filters."""
-        eligible = np.ones(len(self._delta_ids), dtype=bool)
+        eligible = None
         if allowed_ids is not None:
-            eligible &= np.isin(self._delta_ids, np.asarray(allowed_ids, np.int64).ravel())
+            eligible = np.isin(self._delta_ids, np.asarray(allowed_ids, np.int64).ravel())
         if excluded is not None and len(excluded):
-            eligible &= ~np.isin(self._delta_ids, excluded)
+            kept = ~np.isin(self._delta_ids, excluded)
+            eligible = kept if eligible is None else eligible & kept
+        candidates = self._delta_ids if eligible is None else self._delta_ids[eligible]
         scores, ids = _padded(len(queries), k)
-        candidates = self._delta_ids[eligible]
         if not len(candidates):
             return scores, ids
-        similarity = queries @ self._delta_vectors[eligible].T
+        vectors = self._delta_vectors if eligible is None else self._delta_vectors[eligible]
+        similarity = queries @ vectors.T
         top = min(k, len(candidates))
         if top < len(candidates):
             best = np.argpartition(-similarity, top - 1, axis=1)[:, :top]
         else:
-            best = np.broadcast_to(np.arange(top), (len(queries), top))
+            best = np.broadcast_to(np.arange(top), similarity.shape)
         best_scores = np.take_along_axis(similarity, best, axis=1)
         order = np.argsort(-best_scores, axis=1, kind="stable")
         scores[:, :top] = np.take_along_axis(best_scores, order, axis=1)
