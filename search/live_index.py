@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db.models import F
 
 from search import selectors
 from search.models import Image, IndexVersion
@@ -46,15 +47,35 @@ class LoadedIndex:
     version: IndexVersion
     index: SegmentedIndex
     files: FileSignature = None  # the base file as it was when loaded
+    labels_changed: int = 0  # the version row's counter the cached label ids belong to
     _label_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def ids_with_label(self, label: str) -> np.ndarray:
-        """Image ids carrying a rock type (cached for the life of this index version)."""
+        """Image ids carrying a rock type (cached until a rock type changes, see :func:`labels_changed`)."""
         ids = self._label_ids.get(label)
         if ids is None:
             ids = np.fromiter(Image.objects.filter(label=label).values_list("pk", flat=True), dtype=np.int64)
             self._label_ids[label] = ids
         return ids
+
+    def forget_label_ids(self, labels_changed: int) -> None:
+        self._label_ids = {}
+        self.labels_changed = labels_changed
+
+
+def labels_changed() -> None:
+    """Call when rock types of existing images change: every process's cached label ids are dropped.
+
+    This process forgets them at once; the others when they next check the active version row (at most
+    GEOSIM_INDEX_CHECK_MS later), which carries the counter bumped here. Inside a transaction the bump
+    becomes visible with the label change itself.
+    """
+    IndexVersion.objects.filter(is_active=True).update(labels_changed=F("labels_changed") + 1)
+    loaded = _state.loaded
+    if loaded is not None:
+        # A value no check can read (the counter only grows): the next check drops them again, in case another
+        # thread refilled them before this transaction committed.
+        loaded.forget_label_ids(loaded.labels_changed - 1)
 
 
 def load_index_version(version: IndexVersion) -> SegmentedIndex:
@@ -75,9 +96,11 @@ def _catch_up(loaded: LoadedIndex | None, version: IndexVersion) -> LoadedIndex:
     """``version`` loaded: only its new segments when ``loaded`` has its base, else base and all (IndexLoadError)."""
     if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < version.segments:
         index = read_new_segments(Path(version.path), loaded.index, segments=version.segments)
-        return LoadedIndex(version=version, index=index, files=loaded.files)
+        return LoadedIndex(version=version, index=index, files=loaded.files, labels_changed=version.labels_changed)
     files = _signature(Path(version.path))
-    return LoadedIndex(version=version, index=load_index_version(version), files=files)
+    return LoadedIndex(
+        version=version, index=load_index_version(version), files=files, labels_changed=version.labels_changed
+    )
 
 
 @dataclass
@@ -137,6 +160,8 @@ def current() -> LoadedIndex:
     if active is None:
         raise IndexUnavailable("No index has been built yet: import images, then run `manage.py rebuild_index`.")
     if _is_state_of(loaded, active):
+        if loaded.labels_changed != active.labels_changed:
+            loaded.forget_label_ids(active.labels_changed)
         _state.checked_at = now
         return loaded
     same_base = loaded is not None and loaded.version.pk == active.pk
@@ -190,7 +215,9 @@ def install(version: IndexVersion, index: SegmentedIndex) -> None:
     with _lock:
         loaded = _state.loaded
         if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < index.segment_count:
-            _state.loaded = LoadedIndex(version=version, index=index, files=loaded.files)
+            _state.loaded = LoadedIndex(
+                version=version, index=index, files=loaded.files, labels_changed=version.labels_changed
+            )
 
 
 def files_damage() -> FilesDamage | None:

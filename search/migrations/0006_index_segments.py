@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('search', '0004_job_kind_train_model'),
+        ('search', '0005_index_labels_changed'),
     ]
 
     operations = [
