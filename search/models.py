@@ -114,6 +114,7 @@ class Job(models.Model):
         ACTIVATE_MODEL = "activate_model", "Activate model"
         PROJECTION = "projection", "Embedding projection"
         TRAIN_MODEL = "train_model", "Train model"
+        COMPACT_INDEX = "compact_index", "Compact index"
         DUPLICATES = "duplicates", "Find near-duplicates"
 
     class Status(models.TextChoices):
@@ -155,7 +156,10 @@ class IndexVersion(models.Model):
     model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="index_versions")
     path = models.CharField(max_length=500, help_text="Directory holding index.faiss and manifest.json")
     kind = models.CharField(max_length=32)
-    vector_count = models.PositiveIntegerField()
+    vector_count = models.PositiveIntegerField(help_text="Searchable vectors: the base and its segments")
+    segments = models.PositiveIntegerField(
+        default=0, help_text="Segments (uploads, deletions) saved after the base; the first this many in its manifest"
+    )
     recall_at_10 = models.FloatField(null=True, blank=True, help_text="Against exact search, for approximate kinds")
     labels_changed = models.PositiveIntegerField(
         default=0, help_text="Counts rock-type edits while live, so every process drops its cached label ids"
@@ -170,7 +174,7 @@ class IndexVersion(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"index v{self.version} ({self.vector_count} vectors, {self.kind})"
+        return f"index v{self.version} ({self.vector_count} vectors, {self.kind}, {self.segments} segments)"
 
 
 class ImageFingerprint(models.Model):

@@ -111,6 +111,7 @@ def test_every_job_kind_the_app_creates_has_a_registered_handler():
         Job.Kind.REMOVE: processing.images_unindex,
         Job.Kind.REINDEX: indexing.index_rebuild,
         Job.Kind.ACTIVATE_MODEL: indexing.index_rebuild,
+        Job.Kind.COMPACT_INDEX: indexing.index_compact,
         Job.Kind.PROJECTION: projection.projection_compute,
         Job.Kind.TRAIN_MODEL: model_training.model_train,
         Job.Kind.DUPLICATES: duplicates.duplicates_find,
