@@ -359,6 +359,31 @@ def percentiles(values: list[float]) -> dict:
     }
 
 
+def process_tree(root: int) -> list[int]:
+    """``root`` and its child processes (gunicorn's master and workers)."""
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == root:
+            children.append(int(stat.parent.name))
+    return [root, *children]
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time the processes have used so far (from /proc; 0 for one that is gone)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def machine(repo: Path) -> dict:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True)
     cpu = next(
@@ -401,6 +426,8 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
             sources = query_files(setup)[:500]
             threads.append(threading.Thread(target=writer, args=(recorder, stop, token, sources)))
         load_before = os.getloadavg()[0]
+        server_pids = process_tree(server.pid)
+        server_cpu, client_cpu = cpu_seconds(server_pids), time.process_time()
         started = time.perf_counter()
         for thread in threads:
             thread.start()
@@ -409,6 +436,7 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
         for thread in threads:
             thread.join(timeout=60)
         elapsed = time.perf_counter() - started
+        server_cpu, client_cpu = cpu_seconds(server_pids) - server_cpu, time.process_time() - client_cpu
         load_after = os.getloadavg()[0]
     finally:
         server.send_signal(signal.SIGTERM)
@@ -432,6 +460,9 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
         "searches_per_second": round(searches / elapsed, 1),
         "server_took_ms": percentiles(recorder.took_ms),
         "client_latency_ms": percentiles(recorder.client_ms),
+        # CPU time per search, whatever else the cores were doing: less sensitive to load than rates.
+        "server_cpu_ms_per_search": round(server_cpu * 1000 / max(searches, 1), 3),
+        "client_cpu_ms_per_search": round(client_cpu * 1000 / max(searches, 1), 3),
         "compute_floor": floor,
         "load_average_1min": {"before": round(load_before, 2), "after": round(load_after, 2)},
         "machine": machine(setup.repo),
@@ -447,7 +478,8 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
 def summary_line(result: dict) -> str:
     floor = result["compute_floor"]
     return (
-        f"{result['searches_per_second']} searches/s, server took_ms p50 {result['server_took_ms'].get('p50')} ms; "
+        f"{result['searches_per_second']} searches/s, server took_ms p50 {result['server_took_ms'].get('p50')} ms, "
+        f"gunicorn CPU {result['server_cpu_ms_per_search']} ms/search; "
         f"compute floor p50 {floor['compute_floor_ms']['p50']} ms (decode {floor['decode_ms']['p50']} + embed "
         f"{floor['embed_ms']['p50']} + FAISS {floor['faiss_ms']['p50']}), engine in-process p50 "
         f"{floor['engine_in_process_ms']['p50']} ms; load average {result['load_average_1min']}"
