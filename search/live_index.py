@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db.models import F
 
 from search import selectors
-from search.index import IndexLoadError, VectorIndex
-from search.index_files import INDEX_FILENAME, MANIFEST_FILENAME
 from search.models import Image, IndexVersion
+from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +44,35 @@ class LoadedIndex:
     version: IndexVersion
     index: VectorIndex
     files: FileSignature = None  # the files as they were when loaded
+    labels_changed: int = 0  # the version row's counter the cached label ids belong to
     _label_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def ids_with_label(self, label: str) -> np.ndarray:
-        """Image ids carrying a rock type (cached for the life of this index version)."""
+        """Image ids carrying a rock type (cached until a rock type changes, see :func:`labels_changed`)."""
         ids = self._label_ids.get(label)
         if ids is None:
             ids = np.fromiter(Image.objects.filter(label=label).values_list("pk", flat=True), dtype=np.int64)
             self._label_ids[label] = ids
         return ids
+
+    def forget_label_ids(self, labels_changed: int) -> None:
+        self._label_ids = {}
+        self.labels_changed = labels_changed
+
+
+def labels_changed() -> None:
+    """Call when rock types of existing images change: every process's cached label ids are dropped.
+
+    This process forgets them at once; the others when they next check the active version row (at most
+    GEOSIM_INDEX_CHECK_MS later), which carries the counter bumped here. Inside a transaction the bump
+    becomes visible with the label change itself.
+    """
+    IndexVersion.objects.filter(is_active=True).update(labels_changed=F("labels_changed") + 1)
+    loaded = _state.loaded
+    if loaded is not None:
+        # A value no check can read (the counter only grows): the next check drops them again, in case another
+        # thread refilled them before this transaction committed.
+        loaded.forget_label_ids(loaded.labels_changed - 1)
 
 
 def load_index_version(version: IndexVersion) -> VectorIndex:
@@ -120,6 +140,8 @@ def current() -> LoadedIndex:
     if active is None:
         raise IndexUnavailable("No index has been built yet: import images, then run `manage.py rebuild_index`.")
     if loaded is not None and loaded.version.pk == active.pk:
+        if loaded.labels_changed != active.labels_changed:
+            loaded.forget_label_ids(active.labels_changed)
         _state.checked_at = now
         return loaded
     failure = _state.failure
@@ -138,7 +160,7 @@ def current() -> LoadedIndex:
                 if first_failure:
                     _request_rebuild()
                 raise IndexUnavailable(message) from exc
-            loaded = LoadedIndex(version=active, index=index, files=files)
+            loaded = LoadedIndex(version=active, index=index, files=files, labels_changed=active.labels_changed)
             _state.loaded, _state.failure, _state.damage = loaded, None, None
         _state.checked_at = now
     return loaded

@@ -156,6 +156,9 @@ class IndexVersion(models.Model):
     kind = models.CharField(max_length=32)
     vector_count = models.PositiveIntegerField()
     recall_at_10 = models.FloatField(null=True, blank=True, help_text="Against exact search, for approximate kinds")
+    labels_changed = models.PositiveIntegerField(
+        default=0, help_text="Counts rock-type edits while live, so every process drops its cached label ids"
+    )
     is_active = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
