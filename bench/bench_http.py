@@ -252,7 +252,7 @@ def start_server(setup: Setup, workers: int, threads: int, *, redis: bool) -> su
         stdout=(setup.work / "gunicorn.log").open("wb"),
         stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine
     while time.monotonic() < deadline:
         try:
             connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=5)
@@ -401,6 +401,7 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
     token = (setup.work / "token").read_text().strip()
     # Bodies are built once: the clients share the 2 cores with the server, so they should cost little.
     requests = [multipart({"k": "10"}, "q.jpg", path.read_bytes()) for path in query_files(setup)]
+    setup.manage("migrate", "-v0")  # a collection prepared by older code
     floor = compute_floor(setup)
     worker = None
     if args.mixed:
