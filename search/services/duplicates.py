@@ -224,7 +224,7 @@ def upload_near_duplicates(image: Image, data: bytes) -> list[int]:
         fingerprints_save([(image.pk, picture)])
         query = fingerprints_of([image.pk])[image.pk]
     ids, vectors = fingerprint_table()
-    proposed = ids[(vectors.astype(np.float32) @ query) >= MIN_CORRELATION - _FLOAT16_SLACK]
+    proposed = ids[_correlations(vectors, query) >= MIN_CORRELATION - _FLOAT16_SLACK]
     proposed = [int(i) for i in proposed if int(i) != image.pk]
     decided = {a if b == image.pk else b for a, b in _decided_with(image.pk)}
     close = [
@@ -235,6 +235,14 @@ def upload_near_duplicates(image: Image, data: bytes) -> list[int]:
     if not close:
         return []
     return sorted(_above_cosine_floor(picture or _decoded(data), close))
+
+
+def _correlations(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """float16 rows · query, in float32 a chunk at a time (no float32 copy of the whole table)."""
+    out = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), 65536):
+        out[start : start + 65536] = vectors[start : start + 65536].astype(np.float32) @ query
+    return out
 
 
 def _decoded(data: bytes):
