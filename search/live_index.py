@@ -1,15 +1,18 @@
-"""The index this process searches: the active index version, loaded once and swapped when a newer one is live.
+"""The index this process searches: the active index version, loaded once and kept up to date.
 
 Each search asks :func:`current` for the index. At most every GEOSIM_INDEX_CHECK_MS milliseconds that
-costs one indexed query for the active :class:`~search.models.IndexVersion` row; when it names another
-version, the new files are loaded and validated (manifest, checksum, model version, dimension) before
-they replace the old ones, so a process never serves a half-written or mismatched index.
+costs one indexed query for the active :class:`~search.models.IndexVersion` row. When it names another
+version (a rebuild or a compaction), the new base and its segments are loaded and validated (manifest,
+checksums, model version, dimension) before they replace the old ones, so a process never serves a
+half-written or mismatched index. When it names the same version with more segments (uploads,
+deletions), only the new segment files are read (:func:`vectorindex.read_new_segments`).
 
 A process keeps serving the version it loaded from memory even if that version's files are later
 deleted or damaged on disk; but other processes could not load it and incremental updates would fail.
-:func:`files_damage` (asked by ``/healthz``) notices: it compares the files' identity, size and
-modification time with what was loaded (two ``stat`` calls), validates them fully only when those
+:func:`files_damage` (asked by ``/healthz``) notices: it compares the base file's identity, size and
+modification time with what was loaded (one ``stat`` call), validates the files fully only when those
 changed, and reports a damage once per change to the injected handler, which requests a rebuild.
+A new segment that cannot be read is reported the same way, and the process keeps serving what it has.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from django.db.models import F
 
 from search import selectors
 from search.models import Image, IndexVersion
-from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
+from vectorindex import INDEX_FILENAME, IndexLoadError, SegmentedIndex, load, read_new_segments
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +39,14 @@ class IndexUnavailable(Exception):
     """No usable index: none built yet, or its files are missing or damaged. Searches answer 503."""
 
 
-FileSignature = tuple[int, ...] | None  # identity, size and mtime of the index and manifest files
+FileSignature = tuple[int, ...] | None  # identity, size and mtime of the base index file
 
 
 @dataclass
 class LoadedIndex:
     version: IndexVersion
-    index: VectorIndex
-    files: FileSignature = None  # the files as they were when loaded
+    index: SegmentedIndex
+    files: FileSignature = None  # the base file as it was when loaded
     labels_changed: int = 0  # the version row's counter the cached label ids belong to
     _label_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -75,18 +78,35 @@ def labels_changed() -> None:
         loaded.forget_label_ids(loaded.labels_changed - 1)
 
 
-def load_index_version(version: IndexVersion) -> VectorIndex:
-    """Load a saved index version, checking it belongs to its model (raises IndexLoadError)."""
-    return VectorIndex.load(
+def load_index_version(version: IndexVersion) -> SegmentedIndex:
+    """Load an index version: its base and recorded segments, checked against its model (raises IndexLoadError)."""
+    return load(
         Path(version.path),
+        segments=version.segments,
         expected_model_version=str(version.model_version_id),
         expected_dim=version.model_version.embedding_dim,
+    )
+
+
+def _is_state_of(loaded: LoadedIndex | None, version: IndexVersion) -> bool:
+    return loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count == version.segments
+
+
+def _catch_up(loaded: LoadedIndex | None, version: IndexVersion) -> LoadedIndex:
+    """``version`` loaded: only its new segments when ``loaded`` has its base, else base and all (IndexLoadError)."""
+    if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < version.segments:
+        index = read_new_segments(Path(version.path), loaded.index, segments=version.segments)
+        return LoadedIndex(version=version, index=index, files=loaded.files, labels_changed=version.labels_changed)
+    files = _signature(Path(version.path))
+    return LoadedIndex(
+        version=version, index=load_index_version(version), files=files, labels_changed=version.labels_changed
     )
 
 
 @dataclass
 class _Failure:
     version_pk: int
+    segments: int
     at: float
     message: str
 
@@ -131,7 +151,7 @@ def on_index_damaged(handler: Callable[[], object]) -> None:
 
 
 def current() -> LoadedIndex:
-    """The live index (reloaded if a newer version is active); raises IndexUnavailable."""
+    """The live index (caught up if a newer version or segment is active); raises IndexUnavailable."""
     loaded = _state.loaded
     now = time.monotonic()
     if loaded is not None and now - _state.checked_at < settings.GEOSIM_INDEX_CHECK_SECONDS:
@@ -139,31 +159,65 @@ def current() -> LoadedIndex:
     active = selectors.active_index_version()
     if active is None:
         raise IndexUnavailable("No index has been built yet: import images, then run `manage.py rebuild_index`.")
-    if loaded is not None and loaded.version.pk == active.pk:
+    if _is_state_of(loaded, active):
         if loaded.labels_changed != active.labels_changed:
             loaded.forget_label_ids(active.labels_changed)
         _state.checked_at = now
         return loaded
+    same_base = loaded is not None and loaded.version.pk == active.pk
     failure = _state.failure
-    if failure and failure.version_pk == active.pk and now - failure.at < _RETRY_FAILED_SECONDS:
+    failed_here = failure and (failure.version_pk, failure.segments) == (active.pk, active.segments)
+    if failed_here and now - failure.at < _RETRY_FAILED_SECONDS:
+        if same_base:
+            return loaded  # a newer segment is unreadable: keep serving what this process has
         raise IndexUnavailable(failure.message)
     with _lock:
         loaded = _state.loaded
-        if loaded is None or loaded.version.pk != active.pk:
-            files = _signature(Path(active.path))
+        error = None
+        if not _is_state_of(loaded, active):
             try:
-                index = load_index_version(active)
+                loaded = _catch_up(loaded, active)
             except IndexLoadError as exc:
+                error = exc
                 message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
-                first_failure = failure is None or failure.version_pk != active.pk
-                _state.failure = _Failure(active.pk, now, message)
-                if first_failure:
-                    _request_rebuild()
-                raise IndexUnavailable(message) from exc
-            loaded = LoadedIndex(version=active, index=index, files=files, labels_changed=active.labels_changed)
-            _state.loaded, _state.failure, _state.damage = loaded, None, None
+                _state.failure = _Failure(active.pk, active.segments, now, message)
+            else:
+                _state.loaded, _state.failure, _state.damage = loaded, None, None
         _state.checked_at = now
-    return loaded
+    if error is None:
+        return loaded
+    if not failed_here:
+        logger.error("%s", message)
+        # Outside the lock: in the embedded mode the rebuild, and the jobs it retries, run right here.
+        _request_rebuild()
+    if same_base and loaded is not None:
+        return loaded  # a newer segment is unreadable: keep serving what this process has
+    raise IndexUnavailable(message) from error
+
+
+def index_for_update(version: IndexVersion) -> SegmentedIndex:
+    """The index exactly as ``version`` records it (base and segments), to save a segment after; IndexLoadError.
+
+    For writers holding the index lock, who read ``version`` under it. Reuses this process's loaded
+    index (reading only segments it lacks), and keeps what it loads as this process's live index.
+    """
+    with _lock:
+        loaded = _state.loaded
+        if not _is_state_of(loaded, version):
+            loaded = _catch_up(loaded, version)
+            _state.loaded, _state.failure, _state.damage = loaded, None, None
+            _state.checked_at = time.monotonic()
+        return loaded.index
+
+
+def install(version: IndexVersion, index: SegmentedIndex) -> None:
+    """Serve ``index`` (a segment just committed by this process) without reading it back from disk."""
+    with _lock:
+        loaded = _state.loaded
+        if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < index.segment_count:
+            _state.loaded = LoadedIndex(
+                version=version, index=index, files=loaded.files, labels_changed=version.labels_changed
+            )
 
 
 def files_damage() -> FilesDamage | None:
@@ -205,14 +259,12 @@ def reset() -> None:
 
 
 def _signature(directory: Path) -> FileSignature:
-    signature: list[int] = []
-    for name in (INDEX_FILENAME, MANIFEST_FILENAME):
-        try:
-            stat = (directory / name).stat()
-        except OSError:
-            return None
-        signature += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
-    return tuple(signature)
+    # The base file only: the manifest is rewritten by every segment, and each segment is checked when read.
+    try:
+        stat = (directory / INDEX_FILENAME).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _request_rebuild() -> int | None:
