@@ -240,7 +240,9 @@ def measure_floor(work: Path) -> None:
     )
 
 
-def start_server(setup: Setup, workers: int, threads: int, *, redis: bool) -> subprocess.Popen:
+def start_server(
+    setup: Setup, workers: int, threads: int, *, redis: bool, worker_class: str = "gthread"
+) -> subprocess.Popen:
     server = subprocess.Popen(
         [
             sys.executable,
@@ -253,6 +255,8 @@ def start_server(setup: Setup, workers: int, threads: int, *, redis: bool) -> su
             str(workers),
             "--threads",
             str(threads),
+            "--worker-class",
+            worker_class,
             "--timeout",
             "120",
         ],
@@ -421,7 +425,7 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
             stdout=(setup.work / "worker.log").open("wb"),
             stderr=subprocess.STDOUT,
         )
-    server = start_server(setup, args.workers, args.threads, redis=args.mixed)
+    server = start_server(setup, args.workers, args.threads, redis=args.mixed, worker_class=args.worker_class)
     recorder, stop, budget = Recorder(), threading.Event(), [args.max_requests]
     try:
         for body, content_type in requests[:20] * 2:  # warm every gunicorn worker's model and index
@@ -465,6 +469,7 @@ def run(setup: Setup, args: argparse.Namespace) -> dict:
         "clients": args.clients,
         "gunicorn_workers": args.workers,
         "gunicorn_threads": args.threads,
+        "gunicorn_worker_class": args.worker_class,
         "seconds": round(elapsed, 1),
         "searches": searches,
         "searches_per_second": round(searches / elapsed, 1),
@@ -505,6 +510,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="gunicorn threads per worker")
+    parser.add_argument("--worker-class", default="gthread", help="gunicorn worker class (sync: no keep-alive)")
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--max-requests", type=int, default=200_000)
     parser.add_argument("--mixed", action="store_true")
