@@ -37,12 +37,12 @@ django.setup()
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 
-import search.index as index_module  # noqa: E402
 from search import engine  # noqa: E402
 from search.filters import parse_filters  # noqa: E402
-from search.index import build_index  # noqa: E402
 from search.live_index import LoadedIndex  # noqa: E402
 from search.models import Image, IndexVersion, ModelVersion  # noqa: E402
+from vectorindex import build_index  # noqa: E402
+from vectorindex import index as index_module  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 FILTERS = {

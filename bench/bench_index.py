@@ -1,4 +1,4 @@
-"""Benchmark search.index on seeded synthetic embeddings: build time, memory, latency, recall.
+"""Benchmark vectorindex on seeded synthetic embeddings: build time, memory, latency, recall.
 
     python bench/bench_index.py --n 30000
     python bench/bench_index.py --n 1000000
@@ -30,7 +30,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from search.index import build_index, search_threads  # noqa: E402
+from vectorindex import build_index, search_threads  # noqa: E402
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -95,7 +95,7 @@ def load_in_fresh_process(directory: Path) -> dict:
 import json, sys, time
 sys.path.insert(0, {str(Path(__file__).resolve().parent)!r})
 from bench_index import rss_bytes
-from search.index import VectorIndex
+from vectorindex import VectorIndex
 before = rss_bytes()
 start = time.perf_counter()
 index = VectorIndex.load({str(directory)!r})

@@ -26,11 +26,11 @@ from django.conf import settings
 from search import embedder, live_index, selectors
 from search.filters import NO_FILTER, ImageFilter
 from search.imaging import ImageRejected, decode_image
-from search.index import set_search_threads
 from search.limits import k_error
 from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for callers
 from search.models import Embedding, Image
 from search.regions import InvalidRegion, Region, check_region  # noqa: F401 — InvalidRegion re-exported
+from vectorindex import set_search_threads
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,8 @@ import numpy as np
 from django.conf import settings
 
 from search import selectors
-from search.index import IndexLoadError, VectorIndex
-from search.index_files import INDEX_FILENAME, MANIFEST_FILENAME
 from search.models import Image, IndexVersion
+from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
 
 logger = logging.getLogger(__name__)
 

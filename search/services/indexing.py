@@ -23,11 +23,11 @@ from django.db import connection, transaction
 
 from search import embedder, selectors
 from search.imaging import decode_image
-from search.index import IndexLoadError, VectorIndex, build_index, search_threads
 from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobNeedsRebuild, JobProgress, job_create, jobs_retry_after_rebuild
 from search.services.model_versions import model_version_ensure_active, model_version_make_active
+from vectorindex import IndexLoadError, VectorIndex, build_index, search_threads
 
 logger = logging.getLogger(__name__)
 

@@ -227,7 +227,7 @@ def test_concurrent_requests_join_one_reindex(monkeypatch):
 def test_disk_full_while_saving_keeps_the_old_index(monkeypatch, settings):
     import errno
 
-    from search.index import VectorIndex
+    from vectorindex import VectorIndex
 
     images = _add(4)
     before = IndexVersion.objects.get(is_active=True)

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from search import engine, live_index
-from search.index_files import INDEX_FILENAME
 from search.models import IndexVersion, Job
 from search.services.ingestion import image_ingest
 from tests.conftest import image_bytes
+from vectorindex import INDEX_FILENAME
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,8 +1,12 @@
-"""The app's modules form no import cycle, and job kinds are wired to their handlers in one place."""
+"""The app's modules form no import cycle, job kinds are wired to their handlers in one place, and the
+vector index package stays free of Django."""
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -138,3 +142,35 @@ def test_jobs_are_sent_by_task_name_to_the_broker(monkeypatch, celery_in_process
     finally:
         celery_in_process.conf.task_always_eager = True
     assert sent == [("search.run_job", (job.pk,))]
+
+
+VECTORINDEX = REPO_ROOT / "vectorindex"
+
+
+def test_the_vector_index_package_imports_nothing_from_django_or_the_app():
+    """vectorindex is as independent as training/: numpy and faiss, never Django or the search app."""
+    forbidden = []
+    for path in sorted(VECTORINDEX.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            forbidden += [
+                f"{path.name}: {name}" for name in names if name.split(".")[0] in {"django", "rest_framework", "search"}
+            ]
+    assert forbidden == []
+
+
+def test_the_vector_index_package_loads_without_django_settings():
+    """Imported in a bare interpreter, it pulls in no Django module at all (what the AST check could miss)."""
+    code = (
+        "import sys, vectorindex; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('django', 'search', 'rest_framework')))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

@@ -1,10 +1,11 @@
 """The FAISS vector index behind similarity search: build, search, update, save and load.
 
-A pure module (numpy + faiss, no Django), so it can be tested and benchmarked without a database.
+Part of the Django-free :mod:`vectorindex` package (numpy + faiss only), so it can be tested and
+benchmarked without a database.
 
 Vectors are the 128-d, L2-normalised image embeddings; the metric is inner product, which on unit
-vectors is cosine similarity (higher is more similar). Ids are the caller's int64 image ids (Django
-primary keys), never positions: results carry them, and ``add``/``remove`` take them.
+vectors is cosine similarity (higher is more similar). Ids are the caller's int64 image ids (GeoSim's
+image primary keys), never positions: results carry them, and ``add``/``remove`` take them.
 
 Two kinds of index, chosen by ``build_index`` from the number of vectors:
 
@@ -44,7 +45,7 @@ than it saves (1 thread is 3-5x faster for one query on a 2-core host). The web 
 Concurrency: searches may run in parallel threads; ``add``/``remove``/``save`` must not overlap with
 them (guard with a lock, or build a new index and swap the reference).
 
-Files: ``save`` and ``load`` live in :mod:`search.index_files` (atomic writes, validated reads,
+Files: ``save`` and ``load`` live in :mod:`vectorindex.files` (atomic writes, validated reads,
 manifest); they are re-exported here with their errors.
 """
 
@@ -58,7 +59,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from search.index_files import (  # noqa: F401 — the persistence API is re-exported from here
+from vectorindex.files import (  # noqa: F401 — the persistence API is re-exported from here
     INDEX_FILENAME,
     INDEX_FORMAT_VERSION,
     MANIFEST_FILENAME,
@@ -330,7 +331,7 @@ class VectorIndex:
     def save(self, directory: Path, *, index_version: int, model_version: str) -> IndexManifest:
         """Write ``index.faiss`` and then ``manifest.json`` atomically into ``directory``.
 
-        See :func:`search.index_files.write_index_files`: temp files, fsync, ``os.replace``, the
+        See :func:`vectorindex.files.write_index_files`: temp files, fsync, ``os.replace``, the
         manifest (with the file's checksum) last; a failure (a full disk) leaves an earlier save intact.
         """
         return write_index_files(

@@ -118,6 +118,16 @@ def read_manifest(directory: Path) -> IndexManifest:
         raise IndexCorruptError(f"index manifest {path} is invalid: {exc}") from exc
 
 
+def saved_files(directory: Path) -> list[Path]:
+    """The files of the index saved in ``directory``, the manifest last (raises IndexLoadError if unreadable).
+
+    Copying them in this order (e.g. to object storage) never publishes a manifest before the file it describes.
+    """
+    directory = Path(directory)
+    read_manifest(directory)
+    return [directory / INDEX_FILENAME, directory / MANIFEST_FILENAME]
+
+
 def write_index_files(
     index: faiss.Index,
     directory: Path,

@@ -1,4 +1,4 @@
-"""search.index against a plain numpy exact search on seeded synthetic embeddings."""
+"""vectorindex against a plain numpy exact search on seeded synthetic embeddings."""
 
 import errno
 import hashlib
@@ -8,8 +8,8 @@ import faiss
 import numpy as np
 import pytest
 
-from search import index_files
-from search.index import (
+from vectorindex import files as index_files
+from vectorindex.index import (
     INDEX_FILENAME,
     INDEX_FORMAT_VERSION,
     KIND_APPROX,
@@ -368,7 +368,7 @@ def test_filtered_search_survives_faiss_torch_utils():
     """pytorch-metric-learning imports faiss.contrib.torch_utils, which patches Index.search."""
     import faiss.contrib.torch_utils  # noqa: F401
 
-    from search.index import build_index
+    from vectorindex import build_index
 
     rng = np.random.default_rng(3)
     vectors = rng.normal(size=(50, 8)).astype(np.float32)
