@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 
-from search import selectors
+from search import object_sync, selectors
 from search.models import Image, IndexVersion
 from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
 
@@ -55,12 +55,31 @@ class LoadedIndex:
 
 
 def load_index_version(version: IndexVersion) -> VectorIndex:
-    """Load a saved index version, checking it belongs to its model (raises IndexLoadError)."""
+    """Load a saved index version, checking it belongs to its model (raises IndexLoadError).
+
+    With object storage the files are this machine's copy, fetched first when missing (raises
+    object_sync.SyncFailed when that fails); a damaged copy is fetched again once before the version
+    counts as unusable.
+    """
+    try:
+        return _load_files(version)
+    except IndexLoadError:
+        if not object_sync.enabled():
+            raise
+        object_sync.index_version_forget_local(version.version)
+        return _load_files(version)
+
+
+def _load_files(version: IndexVersion) -> VectorIndex:
     return VectorIndex.load(
-        Path(version.path),
+        object_sync.index_version_local(version.version, version.path),
         expected_model_version=str(version.model_version_id),
         expected_dim=version.model_version.embedding_dim,
     )
+
+
+def _files_path(version: IndexVersion) -> Path:
+    return object_sync.index_version_path(version.version, version.path)
 
 
 @dataclass
@@ -127,9 +146,12 @@ def current() -> LoadedIndex:
     with _lock:
         loaded = _state.loaded
         if loaded is None or loaded.version.pk != active.pk:
-            files = _signature(Path(active.path))
             try:
                 index = load_index_version(active)
+            except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
+                message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
+                _state.failure = _Failure(active.pk, now, message)
+                raise IndexUnavailable(message) from exc
             except IndexLoadError as exc:
                 message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
                 first_failure = failure is None or failure.version_pk != active.pk
@@ -137,8 +159,9 @@ def current() -> LoadedIndex:
                 if first_failure:
                     _request_rebuild()
                 raise IndexUnavailable(message) from exc
-            loaded = LoadedIndex(version=active, index=index, files=files)
+            loaded = LoadedIndex(version=active, index=index, files=_signature(_files_path(active)))
             _state.loaded, _state.failure, _state.damage = loaded, None, None
+            object_sync.index_versions_prune_local(active.version)
         _state.checked_at = now
     return loaded
 
@@ -150,7 +173,7 @@ def files_damage() -> FilesDamage | None:
     injected handler for a rebuild (which joins one already running).
     """
     loaded = current()
-    files = _signature(Path(loaded.version.path))
+    files = _signature(_files_path(loaded.version))
     if files is not None and files == loaded.files:
         return None
     with _lock:
@@ -159,6 +182,9 @@ def files_damage() -> FilesDamage | None:
             return FilesDamage(damage.message, damage.rebuild_job)
         try:
             load_index_version(loaded.version)
+            files = _signature(_files_path(loaded.version))  # a copy fetched again is sound, not damage
+        except object_sync.SyncFailed:
+            return None  # the store is unreachable: that says nothing about the index itself
         except IndexLoadError as exc:
             message = (
                 f"The files of the live index (version {loaded.version.version}) are unusable; searches are served "

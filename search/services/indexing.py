@@ -15,13 +15,12 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from search import embedder, selectors
+from search import embedder, object_sync, selectors
 from search.imaging import decode_image
 from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
@@ -225,9 +224,11 @@ def _save_and_activate(index: VectorIndex, model_version: ModelVersion) -> Index
     """Write a new version directory, then make it the active row (the caller holds the index lock)."""
     last = IndexVersion.objects.order_by("-version").values_list("version", flat=True).first() or 0
     number = last + 1
-    directory = Path(settings.GEOSIM_INDEX_DIR) / f"v{number:07d}"
+    directory = object_sync.index_directory(number)
     try:
         index.save(directory, index_version=number, model_version=str(model_version.pk))
+        # With object storage, every machine's copy comes from the bucket: upload before the row exists.
+        object_sync.index_version_publish(number, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # e.g. a full disk: the active version is untouched
         raise
@@ -249,5 +250,5 @@ def _prune_old_versions() -> None:
     """Delete all but the newest GEOSIM_INDEX_KEEP inactive versions (processes may still read those)."""
     old = IndexVersion.objects.filter(is_active=False).order_by("-version")[settings.GEOSIM_INDEX_KEEP :]
     for version in list(old):
-        shutil.rmtree(version.path, ignore_errors=True)
+        object_sync.index_version_delete(version.version, version.path)
         version.delete()

@@ -22,6 +22,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from search import object_sync
 from search.models import ModelVersion
 from training.checkpoint import load_checkpoint
 
@@ -77,6 +78,7 @@ def model_version_register(
         temp = target.with_suffix(".tmp")
         shutil.copyfile(checkpoint, temp)
         temp.replace(target)
+    object_sync.checkpoint_publish(target, sha)  # with object storage: before any row names it
     return ModelVersion.objects.create(
         name=name[:100],
         checkpoint=str(target),

@@ -80,8 +80,21 @@ class Cluster:
         return {**env, **self.shared_env, "GEOSIM_DATA_DIR": str(data_dir), **extra}
 
     def start_web(self, host: Host) -> Web:
-        argv = [sys.executable, "-m", "gunicorn", "geosim_site.wsgi", "--bind", f"{host.address}:{WEB_PORT}",
-                "--workers", "1", "--threads", "2", "--timeout", "120"]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "geosim_site.wsgi",
+            "--bind",
+            f"{host.address}:{WEB_PORT}",
+            "--workers",
+            "1",
+            "--threads",
+            "2",
+            "--timeout",
+            "120",
+            "--no-control-socket",
+        ]  # fmt: skip  (its default path is shared by every gunicorn of the machine)
         web = self._start(host, "web", argv, {}, kind=Web)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:

@@ -14,7 +14,8 @@ import pytest
 from tests.conftest import image_bytes
 from tests.multihost.cluster import http_bytes, http_json, search, upload, wait_for
 
-pytestmark = [pytest.mark.slow, pytest.mark.worker, pytest.mark.objectstore]
+# Four Django processes and three servers start on a 2-core machine: minutes, not the suite's 10-minute limit.
+pytestmark = [pytest.mark.slow, pytest.mark.worker, pytest.mark.objectstore, pytest.mark.timeout(1500)]
 
 LABELS = ("gneiss", "marble", "schist")
 
