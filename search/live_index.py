@@ -146,24 +146,37 @@ def current() -> LoadedIndex:
     with _lock:
         loaded = _state.loaded
         if loaded is None or loaded.version.pk != active.pk:
-            try:
-                index = load_index_version(active)
-            except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
-                message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
-                _state.failure = _Failure(active.pk, now, message)
-                raise IndexUnavailable(message) from exc
-            except IndexLoadError as exc:
-                message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
-                first_failure = failure is None or failure.version_pk != active.pk
-                _state.failure = _Failure(active.pk, now, message)
-                if first_failure:
-                    _request_rebuild()
-                raise IndexUnavailable(message) from exc
-            loaded = LoadedIndex(version=active, index=index, files=_signature(_files_path(active)))
-            _state.loaded, _state.failure, _state.damage = loaded, None, None
-            object_sync.index_versions_prune_local(active.version)
+            loaded = _load_live(active, failure, now)
         _state.checked_at = now
     return loaded
+
+
+def _load_live(active: IndexVersion, failure: _Failure | None, now: float) -> LoadedIndex:
+    """Load the active version and make it this process's index (the caller holds the lock)."""
+    while True:
+        try:
+            index = load_index_version(active)
+        except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
+            message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
+            _state.failure = _Failure(active.pk, now, message)
+            raise IndexUnavailable(message) from exc
+        except IndexLoadError as exc:
+            newer = selectors.active_index_version()
+            if newer is not None and newer.pk != active.pk:
+                # Superseded, and pruned, while this process was still loading it (a busy machine):
+                # not a damage; the live version is the one to load.
+                active = newer
+                continue
+            message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
+            first_failure = failure is None or failure.version_pk != active.pk
+            _state.failure = _Failure(active.pk, now, message)
+            if first_failure:
+                _request_rebuild()
+            raise IndexUnavailable(message) from exc
+        loaded = LoadedIndex(version=active, index=index, files=_signature(_files_path(active)))
+        _state.loaded, _state.failure, _state.damage = loaded, None, None
+        object_sync.index_versions_prune_local(active.version)
+        return loaded
 
 
 def files_damage() -> FilesDamage | None:

@@ -81,7 +81,9 @@ def test_an_upload_on_web_a_is_searchable_on_web_b(cluster, hosts, webs):
     assert any(name.startswith(f"v{version:07d}/") for name in cached), cached
     assert not (hosts["b"].data_dir / "media").exists(), "media come from the bucket, never B's disk"
     # The image itself, uploaded through A, is served by B from the bucket.
-    status, body = http_bytes(f"{web_b.url}{answer['results'][0]['image_url']}")
+    image_url = answer["results"][0]["image_url"]
+    assert image_url.startswith(f"{web_b.url}/media/"), image_url
+    status, body = http_bytes(image_url)
     assert (status, body) == (200, data)
     for worker in workers:
         worker.stop()
