@@ -13,7 +13,10 @@ Index versions (a directory, whatever files the :mod:`vectorindex` package saves
     process ever learns of a version before all its bytes are in the bucket.
     Fetched into ``GEOSIM_INDEX_DIR/vNNNNNNN/`` on first use: downloaded into a temporary directory
     beside it, each file checked against the listing, the listing copied in last, then renamed into
-    place (atomic), so a local directory holding ``.published.json`` is a complete copy. The writer's own
+    place (atomic), so a local directory holding ``.published.json`` is a complete copy. A version
+    published again under the same number (a segment added) sends only the files that changed, and its
+    listing carries the next serial number, so a slow fetch never replaces a copy brought further
+    meanwhile by another process of the machine. The writer's own
     directory gets the listing too, so the machine that built a version never downloads it. A file
     already cached under another version with the same SHA-256 (a base index next to new segments) is
     hard-linked instead of downloaded. Copies older than the live version are pruned, keeping the
@@ -81,10 +84,12 @@ def index_version_publish(number: int, directory: Path) -> None:
         return
     prefix = _index_prefix(number)
     files = saved_files(directory)
-    listing = {"format": _LISTING_FORMAT, "files": [_describe(path) for path in files]}
+    previous = _local_listing(Path(directory))  # the bucket's, when published before (a segment was added since)
+    # Publishers hold the index lock, so each listing of a version is numbered after the one it follows.
+    serial = (previous or {}).get("serial", 0) + 1
+    listing = {"format": _LISTING_FORMAT, "serial": serial, "files": [_describe(path) for path in files]}
     try:
-        # Published before (a segment was added since): only the files that changed are sent.
-        sent = _entries(_local_listing(Path(directory)))
+        sent = _entries(previous)  # only the files that changed are sent
         for path, entry in zip(files, listing["files"], strict=True):
             if (entry["name"], entry["sha256"], entry["size"]) not in sent:
                 default_storage.upload_path(f"{prefix}/{path.name}", path)
@@ -177,8 +182,8 @@ def _fetch_index_version(number: int, directory: Path, listing: dict) -> None:
         _fsync_tree(staging)
         try:
             os.rename(staging, directory)
-        except OSError:  # a directory is there: another process's fresh copy, or a stale one to replace
-            if _local_listing(directory) != listing:
+        except OSError:  # a directory is there: another process's copy, possibly newer, or a stale one
+            if _is_older(_local_listing(directory), listing):
                 aside = directory.with_name(f".{directory.name}.stale-{os.getpid()}")
                 os.rename(directory, aside)
                 shutil.rmtree(aside, ignore_errors=True)
@@ -211,6 +216,13 @@ def _local_listing(directory: Path) -> dict | None:
         return json.loads((directory / LISTING).read_bytes())
     except (OSError, ValueError):
         return None
+
+
+def _is_older(existing: dict | None, fetched: dict) -> bool:
+    """Whether a local copy's listing should give way to ``fetched`` (a copy already brought further stays)."""
+    if existing is None or existing == fetched:
+        return existing is None
+    return existing.get("serial", 0) <= fetched.get("serial", 0)
 
 
 def _entries(listing: dict | None) -> set[tuple[str, str, int]]:

@@ -120,8 +120,9 @@ def test_a_worker_killed_mid_rebuild_leaves_the_old_index_serving_and_another_ho
              logs=[finisher])  # fmt: skip
     killed = _job(cluster, web_a, job_id)
     assert killed["status"] == "failed" and "worker running this job stopped" in killed["error"]
-    retries = cluster.sql("SELECT status FROM search_job WHERE kind = 'reindex' AND id > %s", [job_id])
-    assert retries == [("succeeded",)]
+    retried = "SELECT status FROM search_job WHERE kind = 'reindex' AND id > %s"
+    wait_for(lambda: cluster.sql(retried, [job_id]) == [("succeeded",)], timeout=60, what="the retried job to finish",
+             logs=[finisher])  # fmt: skip
     new_version, new_count = _active_index(cluster)
     assert new_count == old_count
     for web in webs:
