@@ -63,6 +63,9 @@ GEOSIM_BUILD_THREADS = env_int("GEOSIM_BUILD_THREADS", 2, minimum=1)
 GEOSIM_EXACT_INDEX_LIMIT = env_int("GEOSIM_EXACT_INDEX_LIMIT", 200_000, minimum=1)
 # How often (seconds) a process checks whether a newer index version is live; 0 checks on every search.
 GEOSIM_INDEX_CHECK_SECONDS = float(env_int("GEOSIM_INDEX_CHECK_MS", 500, minimum=0)) / 1000
+# An upload or deletion is saved as a segment beside the live index; a background job folds them into a
+# new base when they reach this many, or 5 % of the base (see vectorindex/segments.py for why).
+GEOSIM_INDEX_MAX_SEGMENTS = env_int("GEOSIM_INDEX_MAX_SEGMENTS", 256, minimum=1)
 # Index versions kept on disk besides the live one (processes may still be reading the previous one).
 GEOSIM_INDEX_KEEP = env_int("GEOSIM_INDEX_KEEP", 2, minimum=1)
 # A running job's worker writes a heartbeat this often; a job silent for GEOSIM_JOB_STALE_SECONDS is recovered.

@@ -413,7 +413,16 @@ def _register_checkpoint(data: dict) -> ModelVersion:
 
 @admin.register(IndexVersion)
 class IndexVersionAdmin(RebuildIndexMixin, admin.ModelAdmin):
-    list_display = ("version", "is_active", "kind", "vector_count", "recall_at_10", "model_version", "created_at")
+    list_display = (
+        "version",
+        "is_active",
+        "kind",
+        "vector_count",
+        "segments",
+        "recall_at_10",
+        "model_version",
+        "created_at",
+    )
     list_filter = ("is_active", "kind")
     readonly_fields = [f.name for f in IndexVersion._meta.fields]
 

@@ -28,6 +28,7 @@ def health_report() -> tuple[bool, dict]:
             "ok": True,
             "version": loaded.version.version,
             "vectors": loaded.index.ntotal,
+            "segments": loaded.index.segment_count,
             "kind": loaded.index.kind,
             "model_version": loaded.version.model_version.name,
         }

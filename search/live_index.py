@@ -1,15 +1,22 @@
-"""The index this process searches: the active index version, loaded once and swapped when a newer one is live.
+"""The index this process searches: the active index version, loaded once and kept up to date.
 
 Each search asks :func:`current` for the index. At most every GEOSIM_INDEX_CHECK_MS milliseconds that
-costs one indexed query for the active :class:`~search.models.IndexVersion` row; when it names another
-version, the new files are loaded and validated (manifest, checksum, model version, dimension) before
-they replace the old ones, so a process never serves a half-written or mismatched index.
+costs one indexed query for the active :class:`~search.models.IndexVersion` row. When it names another
+version (a rebuild or a compaction), the new base and its segments are loaded and validated (manifest,
+checksums, model version, dimension) before they replace the old ones, so a process never serves a
+half-written or mismatched index. When it names the same version with more segments (uploads,
+deletions), only the new segment files are read (:func:`vectorindex.read_new_segments`).
 
 A process keeps serving the version it loaded from memory even if that version's files are later
 deleted or damaged on disk; but other processes could not load it and incremental updates would fail.
-:func:`files_damage` (asked by ``/healthz``) notices: it compares the files' identity, size and
-modification time with what was loaded (two ``stat`` calls), validates them fully only when those
+:func:`files_damage` (asked by ``/healthz``) notices: it compares the base file's identity, size and
+modification time with what was loaded (one ``stat`` call), validates the files fully only when those
 changed, and reports a damage once per change to the injected handler, which requests a rebuild.
+A new segment that cannot be read is reported the same way, and the process keeps serving what it has.
+
+With object storage (``GEOSIM_STORAGE_URL=s3://...``) the files read are this machine's copy of the
+version, brought up to date from the bucket first (:mod:`search.object_sync`); a store that cannot be
+reached makes the index unavailable for now (or keeps the loaded one serving) without counting as damage.
 """
 
 from __future__ import annotations
@@ -23,10 +30,17 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.db.models import F
 
 from search import object_sync, selectors
 from search.models import Image, IndexVersion
-from vectorindex import INDEX_FILENAME, MANIFEST_FILENAME, IndexLoadError, VectorIndex
+from vectorindex import (
+    INDEX_FILENAME,
+    IndexLoadError,
+    SegmentedIndex,
+    load,
+    read_new_segments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,29 +49,52 @@ class IndexUnavailable(Exception):
     """No usable index: none built yet, or its files are missing or damaged. Searches answer 503."""
 
 
-FileSignature = tuple[int, ...] | None  # identity, size and mtime of the index and manifest files
+FileSignature = tuple[int, ...] | None  # identity, size and mtime of the base index file
 
 
 @dataclass
 class LoadedIndex:
     version: IndexVersion
-    index: VectorIndex
-    files: FileSignature = None  # the files as they were when loaded
+    index: SegmentedIndex
+    files: FileSignature = None  # the base file as it was when loaded
+    labels_changed: int = 0  # the version row's counter the cached label ids belong to
     _label_ids: dict[str, np.ndarray] = field(default_factory=dict)
 
     def ids_with_label(self, label: str) -> np.ndarray:
-        """Image ids carrying a rock type (cached for the life of this index version)."""
+        """Image ids carrying a rock type (cached until a rock type changes, see :func:`labels_changed`)."""
         ids = self._label_ids.get(label)
         if ids is None:
-            ids = np.fromiter(Image.objects.filter(label=label).values_list("pk", flat=True), dtype=np.int64)
+            ids = np.fromiter(
+                Image.objects.filter(label=label).values_list("pk", flat=True),
+                dtype=np.int64,
+            )
             self._label_ids[label] = ids
         return ids
 
+    def forget_label_ids(self, labels_changed: int) -> None:
+        self._label_ids = {}
+        self.labels_changed = labels_changed
 
-def load_index_version(version: IndexVersion) -> VectorIndex:
-    """Load a saved index version, checking it belongs to its model (raises IndexLoadError).
 
-    With object storage the files are this machine's copy, fetched first when missing (raises
+def labels_changed() -> None:
+    """Call when rock types of existing images change: every process's cached label ids are dropped.
+
+    This process forgets them at once; the others when they next check the active version row (at most
+    GEOSIM_INDEX_CHECK_MS later), which carries the counter bumped here. Inside a transaction the bump
+    becomes visible with the label change itself.
+    """
+    IndexVersion.objects.filter(is_active=True).update(labels_changed=F("labels_changed") + 1)
+    loaded = _state.loaded
+    if loaded is not None:
+        # A value no check can read (the counter only grows): the next check drops them again, in case another
+        # thread refilled them before this transaction committed.
+        loaded.forget_label_ids(loaded.labels_changed - 1)
+
+
+def load_index_version(version: IndexVersion) -> SegmentedIndex:
+    """Load an index version: its base and recorded segments, checked against its model (raises IndexLoadError).
+
+    With object storage the files are this machine's copy, fetched first when missing or behind (raises
     object_sync.SyncFailed when that fails); a damaged copy is fetched again once before the version
     counts as unusable.
     """
@@ -70,21 +107,51 @@ def load_index_version(version: IndexVersion) -> VectorIndex:
         return _load_files(version)
 
 
-def _load_files(version: IndexVersion) -> VectorIndex:
-    return VectorIndex.load(
-        object_sync.index_version_local(version.version, version.path),
+def _load_files(version: IndexVersion) -> SegmentedIndex:
+    return load(
+        _local_files(version),
+        segments=version.segments,
         expected_model_version=str(version.model_version_id),
         expected_dim=version.model_version.embedding_dim,
     )
+
+
+def _local_files(version: IndexVersion) -> Path:
+    """The version's directory on this machine, up to date with the bucket (object storage) or as recorded."""
+    return object_sync.index_version_local(version.version, version.path)
 
 
 def _files_path(version: IndexVersion) -> Path:
     return object_sync.index_version_path(version.version, version.path)
 
 
+def _is_state_of(loaded: LoadedIndex | None, version: IndexVersion) -> bool:
+    return loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count == version.segments
+
+
+def _catch_up(loaded: LoadedIndex | None, version: IndexVersion) -> LoadedIndex:
+    """``version`` loaded: only its new segments when ``loaded`` has its base, else base and all (IndexLoadError)."""
+    if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < version.segments:
+        index = read_new_segments(_local_files(version), loaded.index, segments=version.segments)
+        return LoadedIndex(
+            version=version,
+            index=index,
+            files=loaded.files,
+            labels_changed=version.labels_changed,
+        )
+    index = load_index_version(version)
+    return LoadedIndex(
+        version=version,
+        index=index,
+        files=_signature(_files_path(version)),
+        labels_changed=version.labels_changed,
+    )
+
+
 @dataclass
 class _Failure:
     version_pk: int
+    segments: int
     at: float
     message: str
 
@@ -129,7 +196,7 @@ def on_index_damaged(handler: Callable[[], object]) -> None:
 
 
 def current() -> LoadedIndex:
-    """The live index (reloaded if a newer version is active); raises IndexUnavailable."""
+    """The live index (caught up if a newer version or segment is active); raises IndexUnavailable."""
     loaded = _state.loaded
     now = time.monotonic()
     if loaded is not None and now - _state.checked_at < settings.GEOSIM_INDEX_CHECK_SECONDS:
@@ -137,46 +204,92 @@ def current() -> LoadedIndex:
     active = selectors.active_index_version()
     if active is None:
         raise IndexUnavailable("No index has been built yet: import images, then run `manage.py rebuild_index`.")
-    if loaded is not None and loaded.version.pk == active.pk:
+    if _is_state_of(loaded, active):
+        if loaded.labels_changed != active.labels_changed:
+            loaded.forget_label_ids(active.labels_changed)
         _state.checked_at = now
         return loaded
+    same_base = loaded is not None and loaded.version.pk == active.pk
     failure = _state.failure
-    if failure and failure.version_pk == active.pk and now - failure.at < _RETRY_FAILED_SECONDS:
+    failed_here = failure and (failure.version_pk, failure.segments) == (
+        active.pk,
+        active.segments,
+    )
+    if failed_here and now - failure.at < _RETRY_FAILED_SECONDS:
+        if same_base:
+            return loaded  # a newer segment is unreadable: keep serving what this process has
         raise IndexUnavailable(failure.message)
     with _lock:
         loaded = _state.loaded
-        if loaded is None or loaded.version.pk != active.pk:
-            loaded = _load_live(active, failure, now)
+        error = None
+        if not _is_state_of(loaded, active):
+            try:
+                loaded = _catch_up_live(loaded, active)
+            except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
+                message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
+                _state.failure = _Failure(active.pk, active.segments, now, message)
+                if same_base and loaded is not None:
+                    return loaded
+                raise IndexUnavailable(message) from exc
+            except IndexLoadError as exc:
+                error = exc
+                message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
+                _state.failure = _Failure(active.pk, active.segments, now, message)
+            else:
+                _state.loaded, _state.failure, _state.damage = loaded, None, None
+                object_sync.index_versions_prune_local(loaded.version.version)
         _state.checked_at = now
-    return loaded
+    if error is None:
+        return loaded
+    if not failed_here:
+        logger.error("%s", message)
+        # Outside the lock: in the embedded mode the rebuild, and the jobs it retries, run right here.
+        _request_rebuild()
+    if same_base and loaded is not None:
+        return loaded  # a newer segment is unreadable: keep serving what this process has
+    raise IndexUnavailable(message) from error
 
 
-def _load_live(active: IndexVersion, failure: _Failure | None, now: float) -> LoadedIndex:
-    """Load the active version and make it this process's index (the caller holds the lock)."""
+def _catch_up_live(loaded: LoadedIndex | None, active: IndexVersion) -> LoadedIndex:
+    """:func:`_catch_up` to the active version; one superseded (and pruned) while loading gives way to the live one."""
     while True:
         try:
-            index = load_index_version(active)
-        except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
-            message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
-            _state.failure = _Failure(active.pk, now, message)
-            raise IndexUnavailable(message) from exc
-        except IndexLoadError as exc:
+            return _catch_up(loaded, active)
+        except IndexLoadError:
             newer = selectors.active_index_version()
-            if newer is not None and newer.pk != active.pk:
-                # Superseded, and pruned, while this process was still loading it (a busy machine):
-                # not a damage; the live version is the one to load.
-                active = newer
-                continue
-            message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
-            first_failure = failure is None or failure.version_pk != active.pk
-            _state.failure = _Failure(active.pk, now, message)
-            if first_failure:
-                _request_rebuild()
-            raise IndexUnavailable(message) from exc
-        loaded = LoadedIndex(version=active, index=index, files=_signature(_files_path(active)))
-        _state.loaded, _state.failure, _state.damage = loaded, None, None
-        object_sync.index_versions_prune_local(active.version)
-        return loaded
+            if newer is None or newer.pk == active.pk:
+                raise
+            # A busy process read the row just before newer versions went live and pruned this one:
+            # not a damage; the live version is the one to load.
+            active = newer
+
+
+def index_for_update(version: IndexVersion) -> SegmentedIndex:
+    """The index exactly as ``version`` records it (base and segments), to save a segment after; IndexLoadError.
+
+    For writers holding the index lock, who read ``version`` under it. Reuses this process's loaded
+    index (reading only segments it lacks), and keeps what it loads as this process's live index.
+    """
+    with _lock:
+        loaded = _state.loaded
+        if not _is_state_of(loaded, version):
+            loaded = _catch_up(loaded, version)
+            _state.loaded, _state.failure, _state.damage = loaded, None, None
+            _state.checked_at = time.monotonic()
+        return loaded.index
+
+
+def install(version: IndexVersion, index: SegmentedIndex) -> None:
+    """Serve ``index`` (a segment just committed by this process) without reading it back from disk."""
+    with _lock:
+        loaded = _state.loaded
+        if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < index.segment_count:
+            _state.loaded = LoadedIndex(
+                version=version,
+                index=index,
+                files=loaded.files,
+                labels_changed=version.labels_changed,
+            )
 
 
 def files_damage() -> FilesDamage | None:
@@ -204,7 +317,10 @@ def files_damage() -> FilesDamage | None:
                 f"from memory until the rebuild that was requested is live. {exc}"
             )
         else:
-            loaded.files, _state.damage = files, None  # changed, but sound (e.g. restored from a backup)
+            loaded.files, _state.damage = (
+                files,
+                None,
+            )  # changed, but sound (e.g. restored from a backup)
             return None
     logger.error("%s", message)
     # Outside the lock: in the embedded mode the rebuild runs right here, in this thread.
@@ -221,14 +337,12 @@ def reset() -> None:
 
 
 def _signature(directory: Path) -> FileSignature:
-    signature: list[int] = []
-    for name in (INDEX_FILENAME, MANIFEST_FILENAME):
-        try:
-            stat = (directory / name).stat()
-        except OSError:
-            return None
-        signature += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
-    return tuple(signature)
+    # The base file only: the manifest is rewritten by every segment, and each segment is checked when read.
+    try:
+        stat = (directory / INDEX_FILENAME).stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
 
 
 def _request_rebuild() -> int | None:

@@ -1,4 +1,5 @@
-"""Keep files and the index consistent with deletions, whatever deletes an image (admin, shell, API).
+"""Keep files and the index consistent with deletions, whatever deletes an image (admin, shell, API),
+and label-filtered searches consistent with rock-type edits (admin form, API, anything that saves).
 
 Deleted ids are collected per database connection — that is, per thread and per transaction — and
 sent as one REMOVE job when that transaction commits (a bulk delete of 1,000 images makes one job).
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 from django.core.files.storage import default_storage
 from django.db import connections, transaction
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 
+from search import live_index
 from search.models import Image, Job
 from search.services.jobs import job_create
 
@@ -56,3 +58,11 @@ def _queue_removals(using: str) -> None:
     if gone:
         with transaction.atomic(using=using):
             job_create(kind=Job.Kind.REMOVE, total=len(gone), params={"image_ids": gone})
+
+
+@receiver(post_save, sender=Image)
+def image_saved(sender, instance: Image, created: bool, update_fields=None, **kwargs) -> None:
+    # A new image reaches searches with a new index version; an edited rock type must reach the cached
+    # label ids of the live one. Bulk updates send no signal: their callers call labels_changed themselves.
+    if not created and (update_fields is None or "label" in update_fields):
+        live_index.labels_changed()

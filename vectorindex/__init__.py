@@ -18,8 +18,20 @@ The interface:
 ``saved_files(directory)``
     The files a saved index consists of, the manifest last: what to copy to keep or ship it whole.
 
+Updates without rewriting the index (:mod:`vectorindex.segments`):
+
+``segments.load(directory, *, segments=None, …) -> SegmentedIndex``
+    A base and the segments saved after it, searched as one index (same ``search`` as above).
+``segments.save_segment(directory, index, Segment.adding(ids, vectors) | Segment.removing(ids, dim=…))``
+    Writes one small segment file and then the manifest that lists it; returns the updated index.
+``segments.read_new_segments(directory, index, *, segments=None)``
+    Catches a loaded index up by reading only the segment files it has not seen.
+``SegmentedIndex.compacted() -> VectorIndex`` and ``segments.compaction_due(index)``
+    Folds the segments into a new base (saved as a new version by the caller), and says when;
+    ``read_segments`` and ``Segment.apply_to`` bring segments saved meanwhile into that new base.
+
 Modules: :mod:`vectorindex.index` (the FAISS index and its design note), :mod:`vectorindex.files`
-(the on-disk format).
+(the on-disk format), :mod:`vectorindex.segments` (base + segments, compaction).
 """
 
 from vectorindex.files import (
@@ -42,6 +54,15 @@ from vectorindex.index import (
     search_threads,
     set_search_threads,
 )
+from vectorindex.segments import (
+    Segment,
+    SegmentedIndex,
+    compaction_due,
+    load,
+    read_new_segments,
+    read_segments,
+    save_segment,
+)
 
 __all__ = [
     "INDEX_FILENAME",
@@ -54,9 +75,16 @@ __all__ = [
     "IndexManifest",
     "IndexMismatchError",
     "IndexMissingError",
+    "Segment",
+    "SegmentedIndex",
     "VectorIndex",
     "build_index",
+    "compaction_due",
+    "load",
     "read_manifest",
+    "read_new_segments",
+    "read_segments",
+    "save_segment",
     "saved_files",
     "search_threads",
     "set_search_threads",

@@ -1,12 +1,16 @@
-"""Index files on disk: the manifest, atomic writes and validated reads of a saved FAISS index.
+"""Index files on disk: the manifest, atomic writes and validated reads of a saved FAISS index and its segments.
 
-A saved index is a directory holding ``index.faiss`` and ``manifest.json``. Each is written to a temp
-file in the same directory, fsynced and moved into place with ``os.replace``, then the directory is
-fsynced; the manifest, written last, carries the index file's sha256, so a valid manifest always
-describes a complete file. Reads check the manifest, its format version, the checksum and (when
-asked) the model version and dimension, and raise an ``IndexLoadError`` subclass rather than ever
-hand back a bad index. Only a crash between the two renames can pair an old manifest with a new
-file; the checksum then refuses it. GeoSim writes each index version to its own directory.
+A saved index is a directory holding ``index.faiss`` (the base) and ``manifest.json``, and after the
+base possibly segment files ``segment-NNNNNN.npz`` (the changes made since: see
+:mod:`vectorindex.segments`). Each file is written to a temp file in the same directory, fsynced and
+moved into place with ``os.replace``, then the directory is fsynced; the manifest, written last,
+carries every file's sha256, so a valid manifest always describes complete files. A segment is
+referenced from the manifest only once its file is complete: a crash before the manifest's rename
+leaves the previous manifest, which does not know the new segment. Reads check the manifest, its
+format version, the checksums and (when asked) the model version and dimension, and raise an
+``IndexLoadError`` subclass rather than ever hand back a bad index. Only a crash between the two
+renames of a base save can pair an old manifest with a new file; the checksum then refuses it.
+GeoSim writes each base (index version) to its own directory.
 """
 
 from __future__ import annotations
@@ -14,20 +18,25 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import io
 import json
 import os
+import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import faiss
 import numpy as np
 
-INDEX_FORMAT_VERSION = 1
+# 2: the manifest lists segments. Version 1 manifests (no segments) are still read.
+INDEX_FORMAT_VERSION = 2
+_READABLE_FORMAT_VERSIONS = (1, 2)
 INDEX_FILENAME = "index.faiss"
 MANIFEST_FILENAME = "manifest.json"
+_SEGMENT_NAME = re.compile(r"segment-[0-9]{6}\.npz")
 _WRITE_SLICE = 16 << 20
 
 
@@ -48,8 +57,33 @@ class IndexMismatchError(IndexLoadError):
 
 
 @dataclass(frozen=True)
+class SegmentEntry:
+    """One segment file as the manifest records it: name, checksum, sizes, and the index's count after it."""
+
+    name: str
+    sha256: str
+    added: int
+    removed: int
+    count: int
+
+    @classmethod
+    def from_dict(cls, data: object) -> SegmentEntry:
+        """Build an entry from parsed JSON; ``ValueError`` if a field is missing or mistyped."""
+        if not isinstance(data, dict):
+            raise ValueError("a segment entry is not a JSON object")
+        types = {"name": str, "sha256": str, "added": int, "removed": int, "count": int}
+        for name, expected in types.items():
+            value = data.get(name)
+            if not isinstance(value, expected) or isinstance(value, bool):
+                raise ValueError(f"segment field {name!r} is {value!r}, expected {expected.__name__}")
+        if not _SEGMENT_NAME.fullmatch(data["name"]):
+            raise ValueError(f"segment name {data['name']!r} is not segment-NNNNNN.npz")
+        return cls(**{name: data[name] for name in types})
+
+
+@dataclass(frozen=True)
 class IndexManifest:
-    """What ``manifest.json`` records about the index file beside it."""
+    """What ``manifest.json`` records about the base index file beside it, and the segments saved after it."""
 
     format_version: int
     index_version: int
@@ -60,6 +94,7 @@ class IndexManifest:
     sha256: str
     recall_at_10: float | None
     created_at: str
+    segments: tuple[SegmentEntry, ...] = field(default=())
 
     def to_json(self) -> str:
         """The manifest as pretty JSON text."""
@@ -87,9 +122,13 @@ class IndexManifest:
         recall = data.get("recall_at_10")
         if recall is not None and (isinstance(recall, bool) or not isinstance(recall, int | float)):
             raise ValueError(f"field 'recall_at_10' is {recall!r}, expected a number or null")
+        segments = data.get("segments", [])
+        if not isinstance(segments, list):
+            raise ValueError(f"field 'segments' is {segments!r}, expected a list")
         return cls(
             **{name: data[name] for name in types},
             recall_at_10=None if recall is None else float(recall),
+            segments=tuple(SegmentEntry.from_dict(entry) for entry in segments),
         )
 
 
@@ -107,10 +146,10 @@ def read_manifest(directory: Path) -> IndexManifest:
     except json.JSONDecodeError as exc:
         raise IndexCorruptError(f"index manifest {path} is not valid JSON: {exc}") from exc
     # The format version is checked first: a manifest from another format may have other fields.
-    if isinstance(data, dict) and "format_version" in data and data["format_version"] != INDEX_FORMAT_VERSION:
+    if isinstance(data, dict) and "format_version" in data and data["format_version"] not in _READABLE_FORMAT_VERSIONS:
         raise IndexMismatchError(
             f"index manifest {path} has format version {data['format_version']!r}, "
-            f"this code reads version {INDEX_FORMAT_VERSION}; rebuild the index"
+            f"this code reads versions {', '.join(map(str, _READABLE_FORMAT_VERSIONS))}; rebuild the index"
         )
     try:
         return IndexManifest.from_dict(data)
@@ -124,8 +163,12 @@ def saved_files(directory: Path) -> list[Path]:
     Copying them in this order (e.g. to object storage) never publishes a manifest before the file it describes.
     """
     directory = Path(directory)
-    read_manifest(directory)
-    return [directory / INDEX_FILENAME, directory / MANIFEST_FILENAME]
+    manifest = read_manifest(directory)
+    return [
+        directory / INDEX_FILENAME,
+        *(directory / entry.name for entry in manifest.segments),
+        directory / MANIFEST_FILENAME,
+    ]
 
 
 def write_index_files(
@@ -200,6 +243,85 @@ def read_index_files(
     except (RuntimeError, ValueError) as exc:
         raise IndexCorruptError(f"index file {path} cannot be read as a GeoSim index: {exc}") from exc
     return index, manifest, path
+
+
+def segment_name(number: int) -> str:
+    """The file name of the ``number``-th segment after a base (1-based)."""
+    return f"segment-{number:06d}.npz"
+
+
+def write_segment_file(
+    directory: Path,
+    number: int,
+    *,
+    added_ids: np.ndarray,
+    added_vectors: np.ndarray,
+    removed_ids: np.ndarray,
+    count: int,
+) -> SegmentEntry:
+    """Write segment ``number`` atomically (temp file, fsync, rename, fsync the directory); return its entry.
+
+    The manifest does not know it yet: :func:`write_manifest` with the entry added publishes it. A file
+    of the same name left by a crash before that is simply replaced.
+    """
+    directory = Path(directory)
+    buffer = io.BytesIO()
+    np.savez(buffer, added_ids=added_ids, added_vectors=added_vectors, removed_ids=removed_ids)
+    data = buffer.getvalue()
+    name = segment_name(number)
+    tmp, sha256 = _write_temp(directory, name, lambda f: _write_bytes(f, data))
+    try:
+        os.replace(tmp, directory / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+    return SegmentEntry(name=name, sha256=sha256, added=len(added_ids), removed=len(removed_ids), count=int(count))
+
+
+def read_segment_file(directory: Path, entry: SegmentEntry, *, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read and check one segment: (added ids int64, added vectors float32 n×dim, removed ids int64)."""
+    path = Path(directory) / entry.name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IndexMissingError(f"segment file {path} is missing (the manifest lists it)") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read segment file {path}: {exc}") from exc
+    found_sha = hashlib.sha256(data).hexdigest()
+    if found_sha != entry.sha256:
+        raise IndexCorruptError(f"segment file {path} is corrupt: sha256 {found_sha}, manifest expects {entry.sha256}")
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            added_ids, vectors, removed_ids = arrays["added_ids"], arrays["added_vectors"], arrays["removed_ids"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise IndexCorruptError(f"segment file {path} cannot be read: {exc}") from exc
+    if (
+        added_ids.dtype != np.int64
+        or removed_ids.dtype != np.int64
+        or vectors.dtype != np.float32
+        or added_ids.ndim != 1
+        or removed_ids.ndim != 1
+        or vectors.shape != (len(added_ids), dim)
+        or (len(added_ids), len(removed_ids)) != (entry.added, entry.removed)
+    ):
+        raise IndexCorruptError(f"segment file {path} disagrees with its manifest entry or the index's dimension {dim}")
+    return added_ids, vectors, removed_ids
+
+
+def write_manifest(directory: Path, manifest: IndexManifest) -> None:
+    """Replace ``manifest.json`` atomically (temp file, fsync, rename, fsync the directory)."""
+    directory = Path(directory)
+    text = manifest.to_json().encode()
+    tmp, _ = _write_temp(directory, MANIFEST_FILENAME, lambda f: _write_bytes(f, text))
+    try:
+        os.replace(tmp, directory / MANIFEST_FILENAME)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
 
 
 def _write_index(index: faiss.Index, file) -> None:

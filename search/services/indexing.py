@@ -1,12 +1,16 @@
-"""Embeddings and the live FAISS index: embed what is missing, add/remove incrementally, rebuild and swap.
+"""Embeddings and the live FAISS index: embed what is missing, add/remove as segments, compact, rebuild and swap.
 
 The database is the source of truth: every image's vector is stored per model version
-(:class:`~search.models.Embedding`), and the live index is a saved file plus an active
-:class:`~search.models.IndexVersion` row. Every change to the index — adding new images, removing
-deleted ones, swapping in a rebuilt index — happens under one lock (a Postgres advisory lock; SQLite's
-write lock in the embedded mode), writes a complete new version directory, and then flips the active
-row in the same transaction. Processes notice the new version through :mod:`search.live_index` and
-never see a half-written file; searches keep answering from the previous version meanwhile.
+(:class:`~search.models.Embedding`), and the live index is a saved base plus segments
+(:mod:`vectorindex.segments`) and an active :class:`~search.models.IndexVersion` row. Every change
+to the index happens under one lock (a Postgres advisory lock; SQLite's write lock in the embedded
+mode). Adding new images or removing deleted ones writes one small segment file beside the base and
+then counts it on the active row (``segments``) in the same transaction: that row is the commit
+point, so a segment a crash left unrecorded is never read, and the next one overwrites it. When the
+segments grow past their limits a COMPACT_INDEX job folds them into a new base version, built
+outside the lock and swapped in under it; a full rebuild writes a new base from the stored
+embeddings. Processes notice both through :mod:`search.live_index` (reading only new segment files
+for the former) and never see a half-written file; searches keep answering meanwhile.
 """
 
 from __future__ import annotations
@@ -20,18 +24,28 @@ import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from search import embedder, object_sync, selectors
+from search import embedder, live_index, object_sync, selectors
 from search.imaging import decode_image
-from search.live_index import load_index_version
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobNeedsRebuild, JobProgress, job_create, jobs_retry_after_rebuild
 from search.services.model_versions import model_version_ensure_active, model_version_make_active
-from vectorindex import IndexLoadError, VectorIndex, build_index, search_threads
+from vectorindex import (
+    IndexLoadError,
+    Segment,
+    SegmentedIndex,
+    VectorIndex,
+    build_index,
+    compaction_due,
+    read_segments,
+    save_segment,
+    search_threads,
+)
 
 logger = logging.getLogger(__name__)
 
 _INDEX_LOCK_KEY = 0x6E05_1D01  # arbitrary, constant: the advisory lock guarding index changes
 _REINDEX_KINDS = (Job.Kind.REINDEX, Job.Kind.ACTIVATE_MODEL)
+_INDEX_WRITING_KINDS = (*_REINDEX_KINDS, Job.Kind.COMPACT_INDEX)
 _OPEN = (Job.Status.PENDING, Job.Status.RUNNING)
 
 
@@ -104,7 +118,7 @@ def stored_vectors(model_version: ModelVersion, *, image_ids: list[int] | None =
 
 
 def index_add_images(image_ids: list[int]) -> IndexVersion:
-    """Make images searchable now: add their stored vectors to the live index as a new version.
+    """Make images searchable now: save their stored vectors as a segment of the live index version.
 
     Raises JobNeedsRebuild when the live version's files are damaged or gone: the rebuild it asks for
     includes these images, and runs the job again once it is live.
@@ -117,13 +131,13 @@ def index_add_images(image_ids: list[int]) -> IndexVersion:
         # the images need vectors of the live index's model too, or they would silently stay unindexed.
         embed_missing(active.model_version, image_ids=image_ids)
         ids, vectors = stored_vectors(active.model_version, image_ids=image_ids)
-        index = load_index_version(active)
-        index.add(ids, vectors)
-        return _save_and_activate(index, active.model_version)
+        if not len(ids):
+            return active
+        return _save_segment(active, Segment.adding(ids, vectors))
 
 
 def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
-    """Take deleted images out of the live index (a new version); None when there is no index.
+    """Take deleted images out of the live index (a segment); None when there is no index.
 
     Raises JobNeedsRebuild when the live version's files are damaged or gone (see index_add_images).
     """
@@ -131,10 +145,29 @@ def index_remove_images(image_ids: list[int]) -> IndexVersion | None:
         active = selectors.active_index_version()
         if active is None:
             return None
-        index = load_index_version(active)
-        if not index.remove(np.asarray(image_ids, dtype=np.int64)):
+        index = live_index.index_for_update(active)
+        present = [image_id for image_id in image_ids if index.contains(image_id)]
+        if not present:
             return active
-        return _save_and_activate(index, active.model_version)
+        return _save_segment(active, Segment.removing(present, dim=index.dim), index=index)
+
+
+def _save_segment(active: IndexVersion, segment: Segment, *, index: SegmentedIndex | None = None) -> IndexVersion:
+    """Save a segment after the active version's and count it on its row (the caller holds the index lock).
+
+    This process serves the new segment once the transaction commits; others read just its file.
+    """
+    index = index or live_index.index_for_update(active)
+    directory = object_sync.index_version_local(active.version, active.path)
+    updated = save_segment(directory, index, segment)
+    # With object storage the new segment and manifest go to the bucket before the row counts them.
+    object_sync.index_version_publish(active.version, directory)
+    IndexVersion.objects.filter(pk=active.pk).update(segments=updated.segment_count, vector_count=updated.ntotal)
+    active.segments, active.vector_count = updated.segment_count, updated.ntotal
+    transaction.on_commit(lambda: live_index.install(active, updated))
+    if compaction_due(updated, max_segments=settings.GEOSIM_INDEX_MAX_SEGMENTS):
+        index_compaction_request()
+    return active
 
 
 @contextlib.contextmanager
@@ -162,6 +195,13 @@ def reindex_request(*, created_by=None, model_version: ModelVersion | None = Non
             if job.params.get("model_version_id") == target.pk:
                 return job
         return job_create(kind=kind, params={"model_version_id": target.pk}, created_by=created_by)
+
+
+def index_compaction_request() -> Job:
+    """Ask for the live version's segments to be folded into a new base; joins any open rebuild or compaction."""
+    with index_lock():
+        job = Job.objects.filter(kind__in=_INDEX_WRITING_KINDS, status__in=_OPEN).order_by("pk").first()
+        return job or job_create(kind=Job.Kind.COMPACT_INDEX)
 
 
 def model_version_activate(version: ModelVersion, *, created_by=None) -> Job:
@@ -208,6 +248,42 @@ def index_rebuild(job: Job, progress: JobProgress) -> dict:
         "kind": version.kind,
         "recall_at_10": version.recall_at_10,
         "embedded": embedded + late,
+    }
+
+
+def index_compact(job: Job, progress: JobProgress) -> dict:
+    """Handle a COMPACT_INDEX job: fold the live version's segments into a new base version.
+
+    The merge runs outside the index lock, so uploads keep adding segments meanwhile; under the lock
+    the segments saved since are applied to the new base too, then it is saved and activated. A crash
+    before that leaves base + segments serving (the half-written directory is never activated).
+    """
+    snapshot = selectors.active_index_version()
+    if snapshot is None or snapshot.segments == 0:
+        return {"compacted": False, "reason": "no segments to compact"}
+    progress.set_total(snapshot.segments)
+    with _rebuild_if_damaged():
+        index = live_index.index_for_update(snapshot)
+        with search_threads(settings.GEOSIM_BUILD_THREADS):
+            base = index.compacted()
+        with index_lock():
+            active = selectors.active_index_version()
+            if active is None or active.pk != snapshot.pk:
+                return {"compacted": False, "reason": "a rebuild replaced the index meanwhile"}
+            for segment in read_segments(
+                object_sync.index_version_local(active.version, active.path),
+                start=index.segment_count,
+                stop=active.segments,
+                dim=index.dim,
+            ):  # saved while the merge ran: few, and cheap to apply
+                segment.apply_to(base)
+            version = _save_and_activate(base, active.model_version)
+    progress.advance(snapshot.segments, force=True)
+    return {
+        "index_version": version.version,
+        "compacted_segments": active.segments,
+        "vectors": version.vector_count,
+        "kind": version.kind,
     }
 
 

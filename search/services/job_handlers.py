@@ -9,7 +9,7 @@ Called once from :meth:`search.apps.SearchConfig.ready`, in web processes, worke
 from __future__ import annotations
 
 from search.models import Job
-from search.services import archive_import, indexing, model_training, processing, projection
+from search.services import archive_import, duplicates, indexing, model_training, processing, projection
 from search.services.jobs import register_job_handler
 
 
@@ -21,6 +21,9 @@ def register_job_handlers() -> None:
     # worker died is safe to run again: another worker (another machine) finishes it.
     register_job_handler(Job.Kind.REINDEX, indexing.index_rebuild, retry_if_interrupted=True)
     register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild, retry_if_interrupted=True)
+    # Safe to run again: it starts from whatever version is live and skips when there is nothing to fold.
+    register_job_handler(Job.Kind.COMPACT_INDEX, indexing.index_compact, retry_if_interrupted=True)
     register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)
     register_job_handler(Job.Kind.IMPORT, archive_import.archive_import)
     register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train)
+    register_job_handler(Job.Kind.DUPLICATES, duplicates.duplicates_find, retry_if_interrupted=True)

@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from search import live_index
 from search import metadata_rules as rules
 from search.labels import InvalidLabel, normalize_label
 from search.models import Image
@@ -271,6 +272,8 @@ def _apply(updates: dict[int, dict]) -> None:
         Image.objects.filter(pk__in=moving).exclude(sample_id="").update(sample_id="")
         for fields, rows in by_fields.items():
             Image.objects.bulk_update(rows, list(fields), batch_size=1000)
+        if any("label" in fields for fields in by_fields):
+            live_index.labels_changed()  # bulk_update sends no post_save
 
 
 def _not_metadata() -> list[str]:

@@ -16,7 +16,16 @@ import pytest
 from geosim_site.storage import media_storage
 from search import object_sync
 from tests.object_store import ACCESS_KEY, SECRET_KEY
-from vectorindex import IndexCorruptError, IndexMissingError, VectorIndex, build_index, saved_files
+from vectorindex import (
+    IndexCorruptError,
+    IndexMissingError,
+    Segment,
+    VectorIndex,
+    build_index,
+    load,
+    save_segment,
+    saved_files,
+)
 
 pytestmark = pytest.mark.objectstore
 PREFIX = "lab-a"
@@ -203,3 +212,22 @@ def test_the_listing_records_every_file_with_its_checksum(bucket):
     for entry in listing["files"]:
         assert entry["size"] == (directory / entry["name"]).stat().st_size
         assert entry["sha256"] == _sha256(directory / entry["name"])
+
+
+def test_a_segment_added_on_one_machine_reaches_another_as_its_new_files_only(settings, bucket, tmp_path):
+    """An upload adds a segment beside the base: the machines that hold the base fetch just the segment."""
+    _another_machine(settings, tmp_path, "worker-c")
+    directory, _ = _save(12)
+    object_sync.index_version_publish(12, directory)
+    _another_machine(settings, tmp_path, "web-b")
+    base_inode = (object_sync.index_version_local(12, str(directory)) / "index.faiss").stat().st_ino
+
+    _another_machine(settings, tmp_path, "worker-c")
+    added = np.ones((1, 16), dtype=np.float32) / 4.0
+    save_segment(directory, load(directory), Segment.adding(np.array([1000], dtype=np.int64), added))
+    object_sync.index_version_publish(12, directory)
+
+    _another_machine(settings, tmp_path, "web-b")
+    copy = object_sync.index_version_local(12, str(directory))
+    assert (copy / "index.faiss").stat().st_ino == base_inode, "the base was linked, not downloaded again"
+    assert load(copy, segments=1).search(added, 1)[1][0][0] == 1000

@@ -24,8 +24,13 @@ from training.preprocessing import to_model_input, to_tensor
 from .conftest import texture
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = REPO_ROOT / "training" / "weights" / "default.pt"
+FORMAT_1 = Path(__file__).with_name("data") / "format1_default.pt"
+"""The checkpoint GeoSim shipped until it was retrained on both archives: written in format 1 (no geometry),
+kept so that the format-1 reading path stays pinned to the embeddings it gave."""
 PINNED = Path(__file__).with_name("data") / "default_v1_embeddings.json"
+SAME_FLOATS = {"rtol": 0.0, "atol": 1e-6}
+"""Pinned embeddings match to float rounding, not bit for bit: the CPU's convolution kernels (oneDNN picks
+them per instruction set) round differently on different processors (~6e-8 seen between two hosts)."""
 TILED = InputGeometry(input_size=64, crop_size=64, working_side=200, max_crops=9)
 
 
@@ -88,23 +93,22 @@ def _weights_sha256(path: Path) -> str:
 
 def _pinned() -> dict:
     pinned = json.loads(PINNED.read_text())
-    if not SHIPPED.exists() or _weights_sha256(SHIPPED) != pinned["weights_sha256"]:
-        pytest.skip("the shipped checkpoint's weights are not the ones the embeddings were pinned from (retrained)")
+    assert _weights_sha256(FORMAT_1) == pinned["weights_sha256"], "the embeddings were pinned from other weights"
     return pinned
 
 
-def test_shipped_format_1_checkpoint_embeds_bit_identically_on_generated_images() -> None:
+def test_format_1_checkpoint_embeds_as_pinned_on_generated_images() -> None:
     pinned = _pinned()["generated"]
     rng = np.random.default_rng(pinned["seed"])
     images = [Image.fromarray(texture(i % 3, rng, side)) for i, side in enumerate(s[0] for s in pinned["sizes"])]
     images[3] = images[3].crop((0, 0, *pinned["sizes"][3]))
-    embedder = Embedder.from_checkpoint(SHIPPED)
+    embedder = Embedder.from_checkpoint(FORMAT_1)
     assert embedder.geometry == InputGeometry.whole_image()
-    assert np.array_equal(embedder.embed_images(images), np.array(pinned["embeddings"], dtype=np.float32))
+    assert np.allclose(embedder.embed_images(images), np.array(pinned["embeddings"], dtype=np.float32), **SAME_FLOATS)
 
 
 @pytest.mark.realdata
-def test_shipped_format_1_checkpoint_embeds_bit_identically_on_real_images() -> None:
+def test_format_1_checkpoint_embeds_as_pinned_on_real_images() -> None:
     pinned = _pinned()["real"]
     archive = real_archives_or_skip()[0]  # part 1
     found: dict[str, Image.Image] = {}
@@ -116,8 +120,8 @@ def test_shipped_format_1_checkpoint_embeds_bit_identically_on_real_images() -> 
                 if len(found) == len(pinned["keys"]):
                     break
     images = [found[key] for key in pinned["keys"]]
-    embeddings = Embedder.from_checkpoint(SHIPPED).embed_images(images)
-    assert np.array_equal(embeddings, np.array(pinned["embeddings"], dtype=np.float32))
+    embeddings = Embedder.from_checkpoint(FORMAT_1).embed_images(images)
+    assert np.allclose(embeddings, np.array(pinned["embeddings"], dtype=np.float32), **SAME_FLOATS)
 
 
 @pytest.mark.parametrize("cap", [4, 9, 24])

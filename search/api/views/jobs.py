@@ -17,9 +17,20 @@ from ..schema import error_responses
 from ..serializers import JobRefSerializer, JobSerializer
 
 
-class IndexRebuildView(APIView):
+def job_accepted(request: Request, job: Job) -> Response:
+    """202 with the job's id and the URL to follow it at: the answer of every endpoint that starts a job."""
+    status_url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
+    return Response({"job": job.pk, "status_url": status_url}, status=status.HTTP_202_ACCEPTED)
+
+
+class StaffJobStartView(APIView):
+    """Base of the endpoints that start background work: staff users or staff tokens only."""
+
     authentication_classes = API_AUTHENTICATION
     permission_classes = [IsStaff]
+
+
+class IndexRebuildView(StaffJobStartView):
 
     @extend_schema(
         operation_id="index_rebuild",
@@ -33,9 +44,7 @@ class IndexRebuildView(APIView):
         tags=["jobs"],
     )
     def post(self, request: Request) -> Response:
-        job = reindex_request(created_by=request.user)
-        status_url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
-        return Response({"job": job.pk, "status_url": status_url}, status=status.HTTP_202_ACCEPTED)
+        return job_accepted(request, reindex_request(created_by=request.user))
 
 
 _JOB_ERRORS = error_responses(401, 403)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
-from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,14 +14,10 @@ from search.models import ModelVersion
 from search.services.indexing import model_version_activate
 from search.services.model_training import training_request
 
-from ..permissions import API_AUTHENTICATION, IsStaff
+from ..permissions import API_AUTHENTICATION
 from ..schema import error_responses
 from ..serializers import JobRefSerializer, ModelVersionSerializer, TrainRequestSerializer
-
-
-def _job_accepted(request: Request, job) -> Response:
-    status_url = request.build_absolute_uri(reverse("api:job-detail", args=[job.pk]))
-    return Response({"job": job.pk, "status_url": status_url}, status=status.HTTP_202_ACCEPTED)
+from .jobs import StaffJobStartView, job_accepted
 
 
 class ModelListView(APIView):
@@ -45,10 +39,7 @@ class ModelListView(APIView):
         return Response(ModelVersionSerializer(selectors.model_versions(), many=True).data)
 
 
-class ModelTrainView(APIView):
-    authentication_classes = API_AUTHENTICATION
-    permission_classes = [IsStaff]
-
+class ModelTrainView(StaffJobStartView):
     @extend_schema(
         operation_id="models_train",
         summary="Train a model on the collection's labelled images (rock types with at least 10 images)",
@@ -68,13 +59,10 @@ class ModelTrainView(APIView):
         params = TrainRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         job = training_request(**params.validated_data, created_by=request.user)
-        return _job_accepted(request, job)
+        return job_accepted(request, job)
 
 
-class ModelActivateView(APIView):
-    authentication_classes = API_AUTHENTICATION
-    permission_classes = [IsStaff]
-
+class ModelActivateView(StaffJobStartView):
     @extend_schema(
         operation_id="models_activate",
         summary="Switch searches to this model (re-embeds every image, then swaps the index in atomically)",
@@ -88,4 +76,4 @@ class ModelActivateView(APIView):
     )
     def post(self, request: Request, pk: int) -> Response:
         version = get_object_or_404(ModelVersion, pk=pk)
-        return _job_accepted(request, model_version_activate(version, created_by=request.user))
+        return job_accepted(request, model_version_activate(version, created_by=request.user))
