@@ -17,6 +17,7 @@ import io
 import warnings
 from dataclasses import dataclass
 
+import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from training.rgb import to_rgb
@@ -104,3 +105,23 @@ def make_thumbnail(image: Image.Image, *, edge: int = THUMBNAIL_EDGE) -> bytes |
     out = io.BytesIO()
     thumb.save(out, format="WEBP", quality=85)
     return out.getvalue()
+
+
+FINGERPRINT_EDGE = 8
+
+
+def pixel_fingerprint(image: Image.Image, *, edge: int = FINGERPRINT_EDGE) -> np.ndarray:
+    """A tiny greyscale layout of the image: ``edge``² area averages, zero-mean and unit-length (float32).
+
+    The dot product of two fingerprints is the Pearson correlation of their thumbnails: near 1 for a
+    re-encoded, resized, slightly cropped, brightened or recoloured copy (a uniform brightness or
+    contrast change cancels out), and much lower for a different rock of the same type, whose texture
+    the embedding may rate as just as close (see search/services/duplicates.py).
+    """
+    grey = image.convert("L")
+    if grey.size != (edge, edge):
+        grey = grey.resize((edge, edge), resample=Image.Resampling.BOX, reducing_gap=3.0)
+    values = np.asarray(grey, dtype=np.float32).ravel()
+    values = values - values.mean()
+    norm = float(np.linalg.norm(values))
+    return values / norm if norm > 1e-6 else values  # a flat image: all zeros, correlating with nothing

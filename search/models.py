@@ -115,6 +115,7 @@ class Job(models.Model):
         PROJECTION = "projection", "Embedding projection"
         TRAIN_MODEL = "train_model", "Train model"
         COMPACT_INDEX = "compact_index", "Compact index"
+        DUPLICATES = "duplicates", "Find near-duplicates"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -174,3 +175,75 @@ class IndexVersion(models.Model):
 
     def __str__(self) -> str:
         return f"index v{self.version} ({self.vector_count} vectors, {self.kind}, {self.segments} segments)"
+
+
+class ImageFingerprint(models.Model):
+    """An image's pixel fingerprint (search.imaging.pixel_fingerprint), kept for near-duplicate checks.
+
+    Its own row with its own id (not the image's), so a process can load the new ones incrementally.
+    """
+
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="fingerprint")
+    vector = models.BinaryField(help_text="float16, little-endian, unit length")
+
+    def __str__(self) -> str:
+        return f"fingerprint of image {self.image_id}"
+
+
+class DuplicateGroup(models.Model):
+    """Images a duplicates job found to be near-copies of one another, and what a curator decided."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved"
+
+    class Resolution(models.TextChoices):
+        KEEP_ONE = "keep_one", "Kept one, deleted the others"
+        KEEP_ALL = "keep_all", "Not duplicates: kept all"
+        DELETE_SELECTED = "delete_selected", "Deleted the selected ones"
+
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN, db_index=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True)
+    images = models.ManyToManyField(Image, through="DuplicateMember", related_name="duplicate_groups")
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicate_groups")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"duplicate group #{self.pk} ({self.status})"
+
+
+class DuplicateMember(models.Model):
+    group = models.ForeignKey(DuplicateGroup, on_delete=models.CASCADE, related_name="members")
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    correlation = models.FloatField(help_text="Its highest pixel correlation with another member")
+    cosine = models.FloatField(help_text="Its embedding cosine with that member")
+
+    class Meta:
+        ordering = ["group", "image"]
+        constraints = [models.UniqueConstraint(fields=["group", "image"], name="one_membership_per_group")]
+
+    def __str__(self) -> str:
+        return f"image {self.image_id} in duplicate group {self.group_id}"
+
+
+class DistinctPair(models.Model):
+    """Two images a curator reviewed and kept as not duplicates: no duplicates job proposes the pair again."""
+
+    first = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["first", "second"], name="one_decision_per_pair"),
+            models.CheckConstraint(condition=Q(first__lt=models.F("second")), name="pair_in_id_order"),
+        ]
+
+    def __str__(self) -> str:
+        return f"images {self.first_id} and {self.second_id}: not duplicates"

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from search import views
+from search import views, views_duplicates
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -13,5 +13,8 @@ urlpatterns = [
     path("explore/data/<str:name>", views.explore_data, name="explore_data"),
     path("jobs/", views.jobs, name="jobs"),
     path("jobs/status.json", views.jobs_status, name="jobs_status"),
+    path("duplicates/", views_duplicates.duplicates, name="duplicates"),
+    path("duplicates/find", views_duplicates.duplicates_find, name="duplicates_find"),
+    path("duplicates/<int:pk>/", views_duplicates.duplicate_resolve, name="duplicate_resolve"),
     path("healthz", views.healthz, name="healthz"),
 ]

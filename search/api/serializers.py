@@ -198,6 +198,57 @@ class ImageSerializer(_AbsoluteUrlMixin, serializers.ModelSerializer):
         return self._absolute(image.display_url)
 
 
+class ImageUploadAnswerSerializer(ImageSerializer):
+    near_duplicates = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text=(
+            "Ids of collection images this one is a near-duplicate of (re-encoded, resized, slightly cropped or "
+            "recoloured copies; see docs/CURATION.md); empty when none."
+        ),
+    )
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "near_duplicates"]
+        read_only_fields = fields
+
+
+class DuplicateMemberSerializer(_AbsoluteUrlMixin, serializers.Serializer):
+    id = serializers.IntegerField(source="image.id")
+    label = serializers.CharField(source="image.label", allow_null=True)
+    sample_id = serializers.CharField(source="image.sample_id")
+    original_name = serializers.CharField(source="image.original_name")
+    width = serializers.IntegerField(source="image.width")
+    height = serializers.IntegerField(source="image.height")
+    byte_size = serializers.IntegerField(source="image.byte_size")
+    display_url = serializers.SerializerMethodField(help_text="The thumbnail if there is one, else the original.")
+    correlation = serializers.FloatField(help_text="Its highest pixel-fingerprint correlation with another member.")
+    cosine = serializers.FloatField(help_text="The embedding cosine with that member.")
+
+    def get_display_url(self, member) -> str:
+        return self._absolute(member.image.display_url)
+
+
+class DuplicateGroupSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.CharField()
+    resolution = serializers.CharField(help_text="Empty while open; keep_one, keep_all or delete_selected.")
+    job = serializers.IntegerField(source="job_id", allow_null=True, help_text="The duplicates job that found it.")
+    created_at = serializers.DateTimeField()
+    images = DuplicateMemberSerializer(source="members.all", many=True)
+
+
+class DuplicateResolveSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(
+        choices=["keep_one", "keep_all", "delete_selected"],
+        help_text="keep_one: keep `keep`, delete the rest; keep_all: not duplicates; delete_selected: delete `delete`.",
+    )
+    keep = serializers.IntegerField(required=False, help_text="keep_one: the image to keep.")
+    delete = serializers.ListField(
+        child=serializers.IntegerField(), required=False, help_text="delete_selected: the images to delete."
+    )
+
+
 class ImageMetadataSerializer(_LabelMixin, serializers.ModelSerializer):
     """PATCH /api/v1/images/<id>/: the sample metadata and the rock type (rules: search/metadata_rules.py)."""
 

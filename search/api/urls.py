@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from .views import images, jobs, models, root, search
+from .views import duplicates, images, jobs, models, root, search
 
 app_name = "api"
 
@@ -17,6 +17,9 @@ urlpatterns = [
     path("models/", models.ModelListView.as_view(), name="model-list"),
     path("models/train/", models.ModelTrainView.as_view(), name="model-train"),
     path("models/<int:pk>/activate/", models.ModelActivateView.as_view(), name="model-activate"),
+    path("duplicates/", duplicates.DuplicateListView.as_view(), name="duplicate-list"),
+    path("duplicates/find/", duplicates.DuplicateFindView.as_view(), name="duplicate-find"),
+    path("duplicates/<int:pk>/resolve/", duplicates.DuplicateResolveView.as_view(), name="duplicate-resolve"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -2,7 +2,8 @@
 
 Each file is validated (:func:`search.imaging.decode_image`), deduplicated by SHA-256 of its bytes,
 stored under a content-addressed path and recorded; then a processing job is queued for the new rows
-(thumbnails, embedding, adding to the live index). A rejected file leaves nothing behind: it is
+(thumbnails, embedding, adding to the live index); its pixel fingerprint, for near-duplicate checks, is
+stored with the row from the picture already decoded. A rejected file leaves nothing behind: it is
 rejected before any byte is written.
 """
 
@@ -19,6 +20,7 @@ from search.archives import SourceFile, iter_source_files
 from search.imaging import DecodedImage, ImageRejected, decode_image
 from search.labels import normalize_label
 from search.models import Image, Job
+from search.services.fingerprints import fingerprints_save
 from search.services.jobs import QUEUE_UNREACHABLE, job_create
 from search.stored_files import store_verified
 
@@ -80,6 +82,7 @@ def image_ingest(
         with transaction.atomic():
             image = _image_from(prepared, source=source, uploaded_by=uploaded_by)
             image.save()
+            fingerprints_save([(image.pk, prepared.decoded.image)])
             job_create(kind=Job.Kind.PROCESS, total=1, params={"image_ids": [image.pk]}, created_by=uploaded_by)
     except IntegrityError:  # the same bytes arrived concurrently and won the race
         return Image.objects.get(sha256=prepared.sha256), False
@@ -145,7 +148,9 @@ def _commit_batch(batch: dict[str, PreparedImage], summary: ImportSummary, *, so
         Image.objects.bulk_create(
             [_image_from(p, source=source, uploaded_by=uploaded_by) for p in new], ignore_conflicts=True
         )
-        ids = list(Image.objects.filter(sha256__in=[p.sha256 for p in new]).order_by("pk").values_list("pk", flat=True))
+        stored = dict(Image.objects.filter(sha256__in=[p.sha256 for p in new]).values_list("sha256", "pk"))
+        ids = sorted(stored.values())
+        fingerprints_save((stored[p.sha256], p.decoded.image) for p in new if p.sha256 in stored)
         job = job_create(kind=Job.Kind.PROCESS, total=len(ids), params={"image_ids": ids}, created_by=uploaded_by)
     summary.added += len(ids)
     summary.duplicates += len(new) - len(ids)

@@ -9,7 +9,7 @@ Called once from :meth:`search.apps.SearchConfig.ready`, in web processes, worke
 from __future__ import annotations
 
 from search.models import Job
-from search.services import archive_import, indexing, model_training, processing, projection
+from search.services import archive_import, duplicates, indexing, model_training, processing, projection
 from search.services.jobs import register_job_handler
 
 
@@ -24,3 +24,4 @@ def register_job_handlers() -> None:
     register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)
     register_job_handler(Job.Kind.IMPORT, archive_import.archive_import)
     register_job_handler(Job.Kind.TRAIN_MODEL, model_training.model_train)
+    register_job_handler(Job.Kind.DUPLICATES, duplicates.duplicates_find, retry_if_interrupted=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from search.models import Job
-from search.services import indexing, jobs, model_training, processing, projection
+from search.services import duplicates, indexing, jobs, model_training, processing, projection
 from tests.conftest import REPO_ROOT
 
 SEARCH = REPO_ROOT / "search"
@@ -114,6 +114,7 @@ def test_every_job_kind_the_app_creates_has_a_registered_handler():
         Job.Kind.COMPACT_INDEX: indexing.index_compact,
         Job.Kind.PROJECTION: projection.projection_compute,
         Job.Kind.TRAIN_MODEL: model_training.model_train,
+        Job.Kind.DUPLICATES: duplicates.duplicates_find,
     }
     for kind, handler in expected.items():
         assert jobs.job_handler(kind) is handler

@@ -13,6 +13,7 @@ from rest_framework.response import Response
 
 from search import selectors
 from search.models import Image
+from search.services.duplicates import upload_near_duplicates
 from search.services.export import ExportTooLarge, export_response, rows_from_queryset
 from search.services.ingestion import image_ingest
 from search.services.metadata import image_metadata_update
@@ -21,7 +22,13 @@ from ..export_format import ExportNegotiation
 from ..pagination import CheckedPageNumberPagination
 from ..permissions import API_AUTHENTICATION, IsStaff
 from ..schema import error_responses
-from ..serializers import ImageListQuerySerializer, ImageMetadataSerializer, ImageSerializer, ImageUploadSerializer
+from ..serializers import (
+    ImageListQuerySerializer,
+    ImageMetadataSerializer,
+    ImageSerializer,
+    ImageUploadAnswerSerializer,
+    ImageUploadSerializer,
+)
 from ..throttles import UploadThrottle
 
 
@@ -78,8 +85,12 @@ class ImageListView(generics.ListAPIView):
         summary="Add an image to the collection (it becomes searchable once its processing job has run)",
         request={"multipart/form-data": ImageUploadSerializer},
         responses={
-            201: OpenApiResponse(ImageSerializer, description="Added; a processing job makes it searchable."),
-            200: OpenApiResponse(ImageSerializer, description="An exact duplicate: the image already stored."),
+            201: OpenApiResponse(
+                ImageUploadAnswerSerializer, description="Added; a processing job makes it searchable."
+            ),
+            200: OpenApiResponse(
+                ImageUploadAnswerSerializer, description="An exact duplicate: the image already stored."
+            ),
             **error_responses(400, 401, 403, 413, 415, 429, 503),
         },
         tags=["images"],
@@ -88,14 +99,16 @@ class ImageListView(generics.ListAPIView):
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["image"]
+        data = file.read()
         image, created = image_ingest(
-            data=file.read(),
+            data=data,
             label=upload.validated_data.get("label"),
             original_name=file.name or "",
             source="api",
             uploaded_by=request.user,
         )
-        body = ImageSerializer(image, context={"request": request}).data
+        body = {**ImageSerializer(image, context={"request": request}).data}
+        body["near_duplicates"] = upload_near_duplicates(image, data)
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -20,6 +20,9 @@ ENDPOINTS = {
     "/api/v1/models/": {"get"},
     "/api/v1/models/train/": {"post"},
     "/api/v1/models/{id}/activate/": {"post"},
+    "/api/v1/duplicates/": {"get"},
+    "/api/v1/duplicates/find/": {"post"},
+    "/api/v1/duplicates/{id}/resolve/": {"post"},
 }
 
 
@@ -82,7 +85,7 @@ def test_docs_page_for_anyone_with_local_assets_only(callers, who):
         assert callers[who].get(asset).status_code == 200, asset
 
 
-@pytest.mark.parametrize("path", ["/api/v1/images/", "/api/v1/jobs/"])
+@pytest.mark.parametrize("path", ["/api/v1/images/", "/api/v1/jobs/", "/api/v1/duplicates/"])
 def test_lists_document_invalid_page_and_page_size_answers(schema, path):
     operation = schema["paths"][path]["get"]
     assert "Invalid page." in operation["responses"]["404"]["description"]
