@@ -48,7 +48,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
 from geosim_site.storage import is_local
-from vectorindex import IndexCorruptError, IndexMissingError, saved_files
+from vectorindex import INDEX_FILENAME, IndexCorruptError, IndexMissingError, read_manifest, saved_files
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,10 @@ def index_version_publish(number: int, directory: Path) -> None:
     previous = _local_listing(Path(directory))  # the bucket's, when published before (a segment was added since)
     # Publishers hold the index lock, so each listing of a version is numbered after the one it follows.
     serial = (previous or {}).get("serial", 0) + 1
-    listing = {"format": _LISTING_FORMAT, "serial": serial, "files": [_describe(path) for path in files]}
+    # The package's manifest records the checksum of every file it lists, so only the manifest is read again.
+    known = _manifest_checksums(Path(directory))
+    described = [_describe(path, known.get(path.name)) for path in files]
+    listing = {"format": _LISTING_FORMAT, "serial": serial, "files": described}
     try:
         sent = _entries(previous)  # only the files that changed are sent
         for path, entry in zip(files, listing["files"], strict=True):
@@ -301,8 +304,14 @@ def _checkpoint_name(sha256: str) -> str:
 # -- helpers -------------------------------------------------------------------------------------------
 
 
-def _describe(path: Path) -> dict:
-    return {"name": path.name, "size": path.stat().st_size, "sha256": _sha256(path)}
+def _describe(path: Path, sha256: str | None = None) -> dict:
+    return {"name": path.name, "size": path.stat().st_size, "sha256": sha256 or _sha256(path)}
+
+
+def _manifest_checksums(directory: Path) -> dict[str, str]:
+    """The SHA-256 the index manifest records for the base and each segment, by file name."""
+    manifest = read_manifest(directory)
+    return {INDEX_FILENAME: manifest.sha256, **{entry.name: entry.sha256 for entry in manifest.segments}}
 
 
 def _sha256(path: Path) -> str:
