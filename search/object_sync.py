@@ -6,8 +6,9 @@ or worker that needs it *fetches* it into its own ``GEOSIM_DATA_DIR`` first. Wit
 every function here leaves the local disk as the only copy and moves nothing.
 
 Index versions (a directory, whatever files the :mod:`vectorindex` package saves in it)
-    Published under ``index/vNNNNNNN/``: every file, in the order ``vectorindex.saved_files`` gives
-    (the package's manifest last), then ``.published.json`` listing each file's size and SHA-256. That
+    Published under ``index/vNNNNNNN/``: every file, as ``<sha256>-<name>`` (so publishing again never
+    overwrites an object a listing names), in the order ``vectorindex.saved_files`` gives (the
+    package's manifest last), then ``.published.json`` listing each file's name, size and SHA-256. That
     listing is written last, so a version without it — a worker killed during the upload — is never
     read; and the ``IndexVersion`` row that makes a version live is written only after it, so no
     process ever learns of a version before all its bytes are in the bucket.
@@ -95,11 +96,12 @@ def index_version_publish(number: int, directory: Path) -> None:
         sent = _entries(previous)  # only the files that changed are sent
         for path, entry in zip(files, listing["files"], strict=True):
             if (entry["name"], entry["sha256"], entry["size"]) not in sent:
-                default_storage.upload_path(f"{prefix}/{path.name}", path)
+                default_storage.upload_path(_object_name(prefix, entry), path)
         default_storage.save(f"{prefix}/{LISTING}", ContentFile(_json(listing)))
     except (OSError, BotoCoreError, ClientError) as exc:
-        with contextlib.suppress(OSError, BotoCoreError, ClientError):
-            default_storage.delete_prefix(f"{prefix}/")
+        if previous is None:  # a first upload, which nothing reads yet; a live version's objects stay
+            with contextlib.suppress(OSError, BotoCoreError, ClientError):
+                default_storage.delete_prefix(f"{prefix}/")
         raise SyncFailed(f"index version {number} could not be uploaded to the object store: {exc}") from exc
     _write_atomically(Path(directory) / LISTING, _json(listing))
 
@@ -174,7 +176,7 @@ def _fetch_index_version(number: int, directory: Path, listing: dict) -> None:
             if target.exists():
                 continue  # a complete copy's file, checked when that copy was fetched or written
             try:
-                default_storage.download_path(f"{prefix}/{entry['name']}", target)
+                default_storage.download_path(_object_name(prefix, entry), target)
             except FileNotFoundError:
                 raise IndexMissingError(f"index version {number}: {entry['name']} is not in the object store") from None
             if _sha256(target) != entry["sha256"]:
@@ -254,6 +256,11 @@ def _cached_files() -> dict[tuple[str, str, int], Path]:
 
 def _index_prefix(number: int) -> str:
     return f"index/v{number:07d}"
+
+
+def _object_name(prefix: str, entry: dict) -> str:
+    """A file's object, named by its content: publishing again never overwrites what a listing names."""
+    return f"{prefix}/{entry['sha256']}-{entry['name']}"
 
 
 # -- checkpoints ---------------------------------------------------------------------------------------

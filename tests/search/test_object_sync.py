@@ -63,6 +63,11 @@ def _sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def _object_key(directory, file: str, number: int) -> str:
+    """The bucket key of a published file (named by its content)."""
+    return f"{PREFIX}/index/v{number:07d}/{_sha256(directory / file)}-{file}"
+
+
 def _another_machine(settings, tmp_path, name: str) -> None:
     settings.GEOSIM_INDEX_DIR = tmp_path / name / "index"
     settings.GEOSIM_MODEL_DIR = tmp_path / name / "models"
@@ -77,11 +82,10 @@ def test_a_published_version_is_read_identically_on_another_machine(settings, bu
     client, name = bucket
     directory, vectors = _save(7)
     object_sync.index_version_publish(7, directory)
-    assert _keys(client, name, "index/") == [
-        "index/v0000007/.published.json",
-        "index/v0000007/index.faiss",
-        "index/v0000007/manifest.json",
-    ]
+    checksums = {path.name: _sha256(path) for path in saved_files(directory)}
+    assert _keys(client, name, "index/") == sorted(
+        ["index/v0000007/.published.json", *(f"index/v0000007/{sha}-{file}" for file, sha in checksums.items())]
+    )
     assert (directory / object_sync.LISTING).exists(), "the writer's own copy counts as complete"
 
     _another_machine(settings, tmp_path, "web-b")
@@ -109,7 +113,7 @@ def test_a_damaged_object_is_refused_and_nothing_is_kept(settings, bucket, tmp_p
     client, name = bucket
     directory, _ = _save(4)
     object_sync.index_version_publish(4, directory)
-    client.put_object(Bucket=name, Key=f"{PREFIX}/index/v0000004/index.faiss", Body=b"not an index")
+    client.put_object(Bucket=name, Key=_object_key(directory, "index.faiss", 4), Body=b"not an index")
     _another_machine(settings, tmp_path, "web-b")
     with pytest.raises(IndexCorruptError, match="does not match its SHA-256"):
         object_sync.index_version_local(4, str(directory))
@@ -147,7 +151,7 @@ def test_files_a_local_copy_already_has_are_linked_not_downloaded(settings, buck
     for path in saved_files(directory):
         (second / path.name).write_bytes(path.read_bytes())
     object_sync.index_version_publish(9, second)
-    client.delete_object(Bucket=name, Key=f"{PREFIX}/index/v0000009/index.faiss")
+    client.delete_object(Bucket=name, Key=_object_key(second, "index.faiss", 9))
     _another_machine(settings, tmp_path, "web-b")
     linked = object_sync.index_version_local(9, str(second))
     assert (linked / "index.faiss").stat().st_ino == (first / "index.faiss").stat().st_ino
@@ -223,9 +227,13 @@ def test_a_segment_added_on_one_machine_reaches_another_as_its_new_files_only(se
     base_inode = (object_sync.index_version_local(12, str(directory)) / "index.faiss").stat().st_ino
 
     _another_machine(settings, tmp_path, "worker-c")
+    first_manifest = _object_key(directory, "manifest.json", 12)
     added = np.ones((1, 16), dtype=np.float32) / 4.0
     save_segment(directory, load(directory), Segment.adding(np.array([1000], dtype=np.int64), added))
     object_sync.index_version_publish(12, directory)
+    # Nothing the first listing names was overwritten: a publish cut short leaves the version as it was.
+    client, name = bucket
+    assert first_manifest[len(PREFIX) + 1 :] in _keys(client, name, "index/v0000012/")
 
     _another_machine(settings, tmp_path, "web-b")
     copy = object_sync.index_version_local(12, str(directory))
