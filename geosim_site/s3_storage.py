@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+from pathlib import Path
 
 from botocore.exceptions import ClientError
 from django.conf import settings
@@ -82,6 +83,41 @@ class S3MediaStorage(S3Storage):
                 return None
             raise
         return head["ContentLength"]
+
+    # -- whole files of any size (index versions, checkpoints): search/object_sync.py ----------------
+
+    def upload_path(self, name: str, path: Path) -> None:
+        """Store the local file ``path`` under ``name``: streamed, in parts above boto3's multipart threshold.
+
+        Not verified here: the caller records the file's SHA-256 and every reader checks it.
+        """
+        key = self._normalize_name(clean_name(name))
+        self.connection.meta.client.upload_file(str(path), self.bucket_name, key)
+        if self.stored_size(name) != path.stat().st_size:
+            self.delete(name)
+            raise StorageVerificationFailed(f"the stored copy of {name} has another size than {path}; it was removed")
+
+    def download_path(self, name: str, path: Path) -> None:
+        """Copy the object ``name`` into the local file ``path`` (streamed); FileNotFoundError when there is none."""
+        key = self._normalize_name(clean_name(name))
+        try:
+            self.connection.meta.client.download_file(self.bucket_name, key, str(path))
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise FileNotFoundError(f"No object {key} in bucket {self.bucket_name}") from exc
+            raise
+
+    def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose name starts with ``prefix``; returns how many."""
+        key_prefix = self._normalize_name(clean_name(prefix))
+        client = self.connection.meta.client
+        deleted = 0
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket_name, Prefix=key_prefix):
+            keys = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=self.bucket_name, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+        return deleted
 
     def _stored_digest(self, key: str) -> tuple[int, str]:
         """Size and SHA-256 of the object as the store returns it."""

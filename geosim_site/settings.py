@@ -134,6 +134,9 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, with a health check that skips connections proven good a moment ago (see its docstring).
+    DATABASES["default"]["ENGINE"] = "geosim_site.postgresql"
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Let the web process and in-process tasks wait for each other's writes instead of failing.
     # WAL: pages keep reading while a background job writes (the embedded mode's jobs run on threads).

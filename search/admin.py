@@ -32,6 +32,7 @@ from search.imaging import ImageRejected
 from search.limits import MULTIPART_SLACK_BYTES, declared_body_bytes
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.archive_import import archive_import_request, archive_store
+from search.services.duplicates import stored_near_duplicates
 from search.services.indexing import model_version_activate, reindex_request
 from search.services.ingestion import images_import
 from search.services.metadata import MetadataFileRejected, metadata_import_csv
@@ -167,6 +168,7 @@ class ImageAdmin(admin.ModelAdmin):
                 form.add_error(None, str(exc))
             else:
                 _upload_message(request, summary.line(), summary.rejected)
+                _near_duplicates_message(request, stored_near_duplicates(summary.image_ids))
                 return self._after_upload(request)
         return self._upload_page(request, form)
 
@@ -216,6 +218,18 @@ def _upload_message(request, line: str, rejected) -> None:
     level = messages.WARNING if rejected else messages.SUCCESS
     shown = "; ".join(f"{name}: {reason}" for name, reason in list(rejected)[:10])
     messages.add_message(request, level, f"Upload: {line}." + (f" Rejected — {shown}" if shown else ""))
+
+
+def _near_duplicates_message(request, found: dict[int, list[int]]) -> None:
+    if not found:
+        return
+    shown = "; ".join(f"#{new} ~ " + ", ".join(f"#{i}" for i in old) for new, old in list(found.items())[:10])
+    more = f" (and {len(found) - 10} more)" if len(found) > 10 else ""
+    messages.warning(
+        request,
+        f"{len(found)} uploaded image(s) are near-duplicates of collection images: {shown}{more}. "
+        "Review them on the Duplicates page after “Find near-duplicates”.",
+    )
 
 
 def _import_uploads(data: dict, oversized_images: list[str], *, user):

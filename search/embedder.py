@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import torch
 from django.conf import settings
 from PIL import Image
 
+from search import object_sync
 from search.models import ModelVersion
 from training.calibration import FALLBACK, Calibration
+from training.checkpoint import CheckpointError
 from training.inference import Embedder
 
 _lock = threading.Lock()
@@ -36,7 +37,11 @@ def get_embedder(model_version: ModelVersion) -> Embedder:
         _configure_threads()
         embedder = _embedders.get(key)
         if embedder is None:
-            embedder = Embedder.from_checkpoint(Path(model_version.checkpoint))
+            try:
+                path = object_sync.checkpoint_local(model_version.checkpoint, model_version.checkpoint_sha256)
+            except object_sync.SyncFailed as exc:
+                raise CheckpointError(str(exc)) from exc
+            embedder = Embedder.from_checkpoint(path)
             _embedders[key] = embedder
     return embedder
 

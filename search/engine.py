@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,8 +32,6 @@ from search.live_index import IndexUnavailable  # noqa: F401 — re-exported for
 from search.models import Embedding, Image
 from search.regions import InvalidRegion, Region, check_region  # noqa: F401 — InvalidRegion re-exported
 from vectorindex import set_search_threads
-
-logger = logging.getLogger(__name__)
 
 logger = logging.getLogger(__name__)
 
@@ -248,16 +247,17 @@ def _locate(model, image: Image, query: np.ndarray) -> tuple[int, int, int, int]
     return int(x), int(y), int(w), int(h)
 
 
-_threads_set = False
+_search_threads = threading.local()
 
 
 def _use_search_threads() -> None:
-    # Once per process, not per request: the OpenMP setting is process-wide, and one thread is
-    # fastest for single queries (see docs/PERFORMANCE.md, "FAISS index").
-    global _threads_set
-    if not _threads_set:
+    # Once per OS thread, not per request and not once per process: OpenMP keeps the thread count per
+    # calling thread, so a second server thread (gunicorn --threads) that never set it searched on every
+    # core and left an OpenMP team spin-waiting after each query, burning CPU the other requests needed.
+    # One thread is fastest for single queries (see docs/PERFORMANCE.md, "FAISS index").
+    if getattr(_search_threads, "count", None) != settings.GEOSIM_SEARCH_THREADS:
         set_search_threads(settings.GEOSIM_SEARCH_THREADS)
-        _threads_set = True
+        _search_threads.count = settings.GEOSIM_SEARCH_THREADS
 
 
 def _vote(similarities: np.ndarray, ids: np.ndarray, images: dict[int, Image]) -> dict[str, float]:

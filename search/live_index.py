@@ -13,6 +13,10 @@ deleted or damaged on disk; but other processes could not load it and incrementa
 modification time with what was loaded (one ``stat`` call), validates the files fully only when those
 changed, and reports a damage once per change to the injected handler, which requests a rebuild.
 A new segment that cannot be read is reported the same way, and the process keeps serving what it has.
+
+With object storage (``GEOSIM_STORAGE_URL=s3://...``) the files read are this machine's copy of the
+version, brought up to date from the bucket first (:mod:`search.object_sync`); a store that cannot be
+reached makes the index unavailable for now (or keeps the loaded one serving) without counting as damage.
 """
 
 from __future__ import annotations
@@ -28,9 +32,15 @@ import numpy as np
 from django.conf import settings
 from django.db.models import F
 
-from search import selectors
+from search import object_sync, selectors
 from search.models import Image, IndexVersion
-from vectorindex import INDEX_FILENAME, IndexLoadError, SegmentedIndex, load, read_new_segments
+from vectorindex import (
+    INDEX_FILENAME,
+    IndexLoadError,
+    SegmentedIndex,
+    load,
+    read_new_segments,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +64,10 @@ class LoadedIndex:
         """Image ids carrying a rock type (cached until a rock type changes, see :func:`labels_changed`)."""
         ids = self._label_ids.get(label)
         if ids is None:
-            ids = np.fromiter(Image.objects.filter(label=label).values_list("pk", flat=True), dtype=np.int64)
+            ids = np.fromiter(
+                Image.objects.filter(label=label).values_list("pk", flat=True),
+                dtype=np.int64,
+            )
             self._label_ids[label] = ids
         return ids
 
@@ -79,13 +92,37 @@ def labels_changed() -> None:
 
 
 def load_index_version(version: IndexVersion) -> SegmentedIndex:
-    """Load an index version: its base and recorded segments, checked against its model (raises IndexLoadError)."""
+    """Load an index version: its base and recorded segments, checked against its model (raises IndexLoadError).
+
+    With object storage the files are this machine's copy, fetched first when missing or behind (raises
+    object_sync.SyncFailed when that fails); a damaged copy is fetched again once before the version
+    counts as unusable.
+    """
+    try:
+        return _load_files(version)
+    except IndexLoadError:
+        if not object_sync.enabled():
+            raise
+        object_sync.index_version_forget_local(version.version)
+        return _load_files(version)
+
+
+def _load_files(version: IndexVersion) -> SegmentedIndex:
     return load(
-        Path(version.path),
+        _local_files(version),
         segments=version.segments,
         expected_model_version=str(version.model_version_id),
         expected_dim=version.model_version.embedding_dim,
     )
+
+
+def _local_files(version: IndexVersion) -> Path:
+    """The version's directory on this machine, up to date with the bucket (object storage) or as recorded."""
+    return object_sync.index_version_local(version.version, version.path)
+
+
+def _files_path(version: IndexVersion) -> Path:
+    return object_sync.index_version_path(version.version, version.path)
 
 
 def _is_state_of(loaded: LoadedIndex | None, version: IndexVersion) -> bool:
@@ -95,11 +132,19 @@ def _is_state_of(loaded: LoadedIndex | None, version: IndexVersion) -> bool:
 def _catch_up(loaded: LoadedIndex | None, version: IndexVersion) -> LoadedIndex:
     """``version`` loaded: only its new segments when ``loaded`` has its base, else base and all (IndexLoadError)."""
     if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < version.segments:
-        index = read_new_segments(Path(version.path), loaded.index, segments=version.segments)
-        return LoadedIndex(version=version, index=index, files=loaded.files, labels_changed=version.labels_changed)
-    files = _signature(Path(version.path))
+        index = read_new_segments(_local_files(version), loaded.index, segments=version.segments)
+        return LoadedIndex(
+            version=version,
+            index=index,
+            files=loaded.files,
+            labels_changed=version.labels_changed,
+        )
+    index = load_index_version(version)
     return LoadedIndex(
-        version=version, index=load_index_version(version), files=files, labels_changed=version.labels_changed
+        version=version,
+        index=index,
+        files=_signature(_files_path(version)),
+        labels_changed=version.labels_changed,
     )
 
 
@@ -166,7 +211,10 @@ def current() -> LoadedIndex:
         return loaded
     same_base = loaded is not None and loaded.version.pk == active.pk
     failure = _state.failure
-    failed_here = failure and (failure.version_pk, failure.segments) == (active.pk, active.segments)
+    failed_here = failure and (failure.version_pk, failure.segments) == (
+        active.pk,
+        active.segments,
+    )
     if failed_here and now - failure.at < _RETRY_FAILED_SECONDS:
         if same_base:
             return loaded  # a newer segment is unreadable: keep serving what this process has
@@ -176,13 +224,20 @@ def current() -> LoadedIndex:
         error = None
         if not _is_state_of(loaded, active):
             try:
-                loaded = _catch_up(loaded, active)
+                loaded = _catch_up_live(loaded, active)
+            except object_sync.SyncFailed as exc:  # the store or the disk, not the index: no rebuild
+                message = f"The search index (version {active.version}) cannot be fetched yet. {exc}"
+                _state.failure = _Failure(active.pk, active.segments, now, message)
+                if same_base and loaded is not None:
+                    return loaded
+                raise IndexUnavailable(message) from exc
             except IndexLoadError as exc:
                 error = exc
                 message = f"The search index (version {active.version}) is unusable; a rebuild has been started. {exc}"
                 _state.failure = _Failure(active.pk, active.segments, now, message)
             else:
                 _state.loaded, _state.failure, _state.damage = loaded, None, None
+                object_sync.index_versions_prune_local(loaded.version.version)
         _state.checked_at = now
     if error is None:
         return loaded
@@ -193,6 +248,20 @@ def current() -> LoadedIndex:
     if same_base and loaded is not None:
         return loaded  # a newer segment is unreadable: keep serving what this process has
     raise IndexUnavailable(message) from error
+
+
+def _catch_up_live(loaded: LoadedIndex | None, active: IndexVersion) -> LoadedIndex:
+    """:func:`_catch_up` to the active version; one superseded (and pruned) while loading gives way to the live one."""
+    while True:
+        try:
+            return _catch_up(loaded, active)
+        except IndexLoadError:
+            newer = selectors.active_index_version()
+            if newer is None or newer.pk == active.pk:
+                raise
+            # A busy process read the row just before newer versions went live and pruned this one:
+            # not a damage; the live version is the one to load.
+            active = newer
 
 
 def index_for_update(version: IndexVersion) -> SegmentedIndex:
@@ -216,7 +285,10 @@ def install(version: IndexVersion, index: SegmentedIndex) -> None:
         loaded = _state.loaded
         if loaded is not None and loaded.version.pk == version.pk and loaded.index.segment_count < index.segment_count:
             _state.loaded = LoadedIndex(
-                version=version, index=index, files=loaded.files, labels_changed=version.labels_changed
+                version=version,
+                index=index,
+                files=loaded.files,
+                labels_changed=version.labels_changed,
             )
 
 
@@ -227,7 +299,7 @@ def files_damage() -> FilesDamage | None:
     injected handler for a rebuild (which joins one already running).
     """
     loaded = current()
-    files = _signature(Path(loaded.version.path))
+    files = _signature(_files_path(loaded.version))
     if files is not None and files == loaded.files:
         return None
     with _lock:
@@ -236,13 +308,19 @@ def files_damage() -> FilesDamage | None:
             return FilesDamage(damage.message, damage.rebuild_job)
         try:
             load_index_version(loaded.version)
+            files = _signature(_files_path(loaded.version))  # a copy fetched again is sound, not damage
+        except object_sync.SyncFailed:
+            return None  # the store is unreachable: that says nothing about the index itself
         except IndexLoadError as exc:
             message = (
                 f"The files of the live index (version {loaded.version.version}) are unusable; searches are served "
                 f"from memory until the rebuild that was requested is live. {exc}"
             )
         else:
-            loaded.files, _state.damage = files, None  # changed, but sound (e.g. restored from a backup)
+            loaded.files, _state.damage = (
+                files,
+                None,
+            )  # changed, but sound (e.g. restored from a backup)
             return None
     logger.error("%s", message)
     # Outside the lock: in the embedded mode the rebuild runs right here, in this thread.

@@ -68,22 +68,33 @@ def _is_free(port: int) -> bool:
     return True
 
 
+PORT_NAMES = ("s3", "master", "volume", "filer", "admin")
+
+
 def start_object_store(
-    binary: str, data_dir: Path, *, extra_args: list[str] | None = None, environment: dict[str, str] | None = None
+    binary: str,
+    data_dir: Path,
+    *,
+    extra_args: list[str] | None = None,
+    environment: dict[str, str] | None = None,
+    address: str = "127.0.0.1",
+    ports: dict[str, int] | None = None,
 ) -> ObjectStore:
     """Start `weed mini` and wait until its S3 gateway answers; raises with the server's log otherwise.
 
     ``extra_args`` (a deployment's own flags) come last, so its choices win except the ports and
     addresses; ``environment`` adds variables (``AWS_ACCESS_KEY_ID``... make `weed mini` require that
-    identity and create ``S3_BUCKET``).
+    identity and create ``S3_BUCKET``). ``address``: where it listens and what it advertises;
+    ``ports`` (one per name in PORT_NAMES, each with port + 10000 free for gRPC): free loopback ports
+    when not given.
     """
-    ports = {name: _free_port() for name in ("s3", "master", "volume", "filer", "admin")}
+    ports = ports or {name: _free_port() for name in PORT_NAMES}
     command = [
         binary,
         "mini",
         f"-dir={data_dir}",
-        "-ip=127.0.0.1",
-        "-ip.bind=127.0.0.1",
+        f"-ip={address}",
+        f"-ip.bind={address}",
         *(f"-{name}.port={port}" for name, port in ports.items()),
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
@@ -100,7 +111,7 @@ def start_object_store(
             start_new_session=True,
             env={**os.environ, **(environment or {})},
         )
-    store = ObjectStore(endpoint_url=f"http://127.0.0.1:{ports['s3']}", process=process, log_path=log_path)
+    store = ObjectStore(endpoint_url=f"http://{address}:{ports['s3']}", process=process, log_path=log_path)
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -39,8 +39,9 @@ selective filter becomes a scan of every cell, exhaustive over the allowed ids' 
 and widens ``nprobe`` again, up to all cells, for any row that still came back short.
 
 Threads: FAISS parallelises over queries, and waking an OpenMP team for a single query costs more
-than it saves (1 thread is 3-5x faster for one query on a 2-core host). The web process should call
-``set_search_threads(1)`` once at start-up; batch jobs can use ``search_threads(n)`` around their work.
+than it saves (1 thread is 3-5x faster for one query on a 2-core host). OpenMP keeps the count per OS
+thread, so a threaded web server calls ``set_search_threads(1)`` once in each thread that searches (a
+thread that never did searches on every core); batch jobs can use ``search_threads(n)`` around their work.
 
 Concurrency: searches may run in parallel threads; ``add``/``remove``/``save`` must not overlap with
 them (guard with a lock, or build a new index and swap the reference).
@@ -90,7 +91,7 @@ _SUBSET_RATIO = 50
 
 
 def set_search_threads(n: int) -> int:
-    """Set the process-wide number of FAISS (OpenMP) threads; return the previous value."""
+    """Set the calling thread's number of FAISS (OpenMP) threads (kept per OS thread); return the previous one."""
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
     previous = faiss.omp_get_max_threads()
@@ -100,7 +101,7 @@ def set_search_threads(n: int) -> int:
 
 @contextlib.contextmanager
 def search_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` FAISS threads, then restore the previous count (process-wide)."""
+    """Run the block with ``n`` FAISS threads, then restore the previous count (in the calling thread)."""
     previous = set_search_threads(n)
     try:
         yield

@@ -224,7 +224,7 @@ def upload_near_duplicates(image: Image, data: bytes) -> list[int]:
         fingerprints_save([(image.pk, picture)])
         query = fingerprints_of([image.pk])[image.pk]
     ids, vectors = fingerprint_table()
-    proposed = ids[(vectors.astype(np.float32) @ query) >= MIN_CORRELATION - _FLOAT16_SLACK]
+    proposed = ids[_correlations(vectors, query) >= MIN_CORRELATION - _FLOAT16_SLACK]
     proposed = [int(i) for i in proposed if int(i) != image.pk]
     decided = {a if b == image.pk else b for a, b in _decided_with(image.pk)}
     close = [
@@ -235,6 +235,54 @@ def upload_near_duplicates(image: Image, data: bytes) -> list[int]:
     if not close:
         return []
     return sorted(_above_cosine_floor(picture or _decoded(data), close))
+
+
+MAX_STORED_CHECK = 500
+"""Images checked at most by :func:`stored_near_duplicates` (a bulk upload's report; the job does the rest)."""
+
+
+def stored_near_duplicates(image_ids: list[int]) -> dict[int, list[int]]:
+    """For just-stored images (the admin's bulk upload): image id → its near-duplicates among the others.
+
+    The same rule as uploads, on the stored fingerprints; the cosine floor applies where both images
+    are embedded under the live model (new images usually are not yet). At most MAX_STORED_CHECK images.
+    """
+    fingerprints = fingerprints_of(list(image_ids[:MAX_STORED_CHECK]))
+    if not fingerprints:
+        return {}
+    ids, vectors = fingerprint_table()
+    found: dict[int, list[int]] = {}
+    for image_id, query in fingerprints.items():
+        proposed = [int(i) for i in ids[_correlations(vectors, query) >= MIN_CORRELATION - _FLOAT16_SLACK]]
+        exact = fingerprints_of([i for i in proposed if i != image_id])
+        close = sorted(i for i, vector in exact.items() if float(vector @ query) >= MIN_CORRELATION)
+        close = _stored_above_cosine_floor(image_id, close)
+        if close:
+            found[image_id] = close
+    return found
+
+
+def _stored_above_cosine_floor(image_id: int, candidate_ids: list[int]) -> list[int]:
+    if not candidate_ids:
+        return []
+    try:
+        model_version = live_index.current().version.model_version
+    except live_index.IndexUnavailable:
+        return candidate_ids
+    rows = Embedding.objects.filter(model_version=model_version, image_id__in=[image_id, *candidate_ids])
+    vectors = {i: np.frombuffer(bytes(v), dtype="<f4") for i, v in rows.values_list("image_id", "vector")}
+    if image_id not in vectors:
+        return candidate_ids
+    query = vectors[image_id]
+    return [i for i in candidate_ids if i not in vectors or float(vectors[i] @ query) >= MIN_COSINE]
+
+
+def _correlations(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """float16 rows · query, in float32 a chunk at a time (no float32 copy of the whole table)."""
+    out = np.empty(len(vectors), dtype=np.float32)
+    for start in range(0, len(vectors), 65536):
+        out[start : start + 65536] = vectors[start : start + 65536].astype(np.float32) @ query
+    return out
 
 
 def _decoded(data: bytes):

@@ -19,13 +19,12 @@ import contextlib
 import logging
 import shutil
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.db import connection, transaction
 
-from search import embedder, live_index, selectors
+from search import embedder, live_index, object_sync, selectors
 from search.imaging import decode_image
 from search.models import Embedding, Image, IndexVersion, Job, ModelVersion
 from search.services.jobs import JobNeedsRebuild, JobProgress, job_create, jobs_retry_after_rebuild
@@ -159,7 +158,10 @@ def _save_segment(active: IndexVersion, segment: Segment, *, index: SegmentedInd
     This process serves the new segment once the transaction commits; others read just its file.
     """
     index = index or live_index.index_for_update(active)
-    updated = save_segment(Path(active.path), index, segment)
+    directory = object_sync.index_version_local(active.version, active.path)
+    updated = save_segment(directory, index, segment)
+    # With object storage the new segment and manifest go to the bucket before the row counts them.
+    object_sync.index_version_publish(active.version, directory)
     IndexVersion.objects.filter(pk=active.pk).update(segments=updated.segment_count, vector_count=updated.ntotal)
     active.segments, active.vector_count = updated.segment_count, updated.ntotal
     transaction.on_commit(lambda: live_index.install(active, updated))
@@ -269,7 +271,10 @@ def index_compact(job: Job, progress: JobProgress) -> dict:
             if active is None or active.pk != snapshot.pk:
                 return {"compacted": False, "reason": "a rebuild replaced the index meanwhile"}
             for segment in read_segments(
-                Path(active.path), start=index.segment_count, stop=active.segments, dim=index.dim
+                object_sync.index_version_local(active.version, active.path),
+                start=index.segment_count,
+                stop=active.segments,
+                dim=index.dim,
             ):  # saved while the merge ran: few, and cheap to apply
                 segment.apply_to(base)
             version = _save_and_activate(base, active.model_version)
@@ -295,9 +300,11 @@ def _save_and_activate(index: VectorIndex, model_version: ModelVersion) -> Index
     """Write a new version directory, then make it the active row (the caller holds the index lock)."""
     last = IndexVersion.objects.order_by("-version").values_list("version", flat=True).first() or 0
     number = last + 1
-    directory = Path(settings.GEOSIM_INDEX_DIR) / f"v{number:07d}"
+    directory = object_sync.index_directory(number)
     try:
         index.save(directory, index_version=number, model_version=str(model_version.pk))
+        # With object storage, every machine's copy comes from the bucket: upload before the row exists.
+        object_sync.index_version_publish(number, directory)
     except BaseException:
         shutil.rmtree(directory, ignore_errors=True)  # e.g. a full disk: the active version is untouched
         raise
@@ -319,5 +326,5 @@ def _prune_old_versions() -> None:
     """Delete all but the newest GEOSIM_INDEX_KEEP inactive versions (processes may still read those)."""
     old = IndexVersion.objects.filter(is_active=False).order_by("-version")[settings.GEOSIM_INDEX_KEEP :]
     for version in list(old):
-        shutil.rmtree(version.path, ignore_errors=True)
+        object_sync.index_version_delete(version.version, version.path)
         version.delete()

@@ -17,8 +17,10 @@ def register_job_handlers() -> None:
     """Register the handler of every job kind."""
     register_job_handler(Job.Kind.PROCESS, processing.images_process, retry_if_interrupted=True)
     register_job_handler(Job.Kind.REMOVE, processing.images_unindex, retry_if_interrupted=True)
-    register_job_handler(Job.Kind.REINDEX, indexing.index_rebuild)
-    register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild)
+    # A rebuild starts from the stored embeddings and its activation is one commit, so a rebuild whose
+    # worker died is safe to run again: another worker (another machine) finishes it.
+    register_job_handler(Job.Kind.REINDEX, indexing.index_rebuild, retry_if_interrupted=True)
+    register_job_handler(Job.Kind.ACTIVATE_MODEL, indexing.index_rebuild, retry_if_interrupted=True)
     # Safe to run again: it starts from whatever version is live and skips when there is nothing to fold.
     register_job_handler(Job.Kind.COMPACT_INDEX, indexing.index_compact, retry_if_interrupted=True)
     register_job_handler(Job.Kind.PROJECTION, projection.projection_compute)

@@ -226,9 +226,9 @@ def jobs_enqueue_pending(*, older_than: timedelta = timedelta(seconds=30)) -> in
 def jobs_recover_stale(*, stale_after: timedelta | None = None) -> list[int]:
     """Fail running jobs whose worker stopped sending heartbeats; retry the idempotent kinds.
 
-    Kinds registered with ``retry_if_interrupted`` (processing, removal) are safe to run again, so each
-    gets a fresh pending copy (up to MAX_ATTEMPTS in all). A rebuild is only marked failed: the old index
-    keeps serving, and the next rebuild starts from the stored embeddings. Returns the ids of the jobs marked failed.
+    Kinds registered with ``retry_if_interrupted`` (processing, removal, rebuilds) are safe to run again, so
+    each gets a fresh pending copy (up to MAX_ATTEMPTS in all): the old index keeps serving meanwhile, and
+    the retried rebuild starts again from the stored embeddings. Returns the ids of the jobs marked failed.
     """
     stale_after = stale_after or timedelta(seconds=settings.GEOSIM_JOB_STALE_SECONDS)
     cutoff = timezone.now() - stale_after

@@ -20,8 +20,9 @@ import shutil
 from pathlib import Path
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
+from search import object_sync
 from search.models import ModelVersion
 from training.checkpoint import load_checkpoint
 
@@ -77,6 +78,7 @@ def model_version_register(
         temp = target.with_suffix(".tmp")
         shutil.copyfile(checkpoint, temp)
         temp.replace(target)
+    object_sync.checkpoint_publish(target, sha)  # with object storage: before any row names it
     return ModelVersion.objects.create(
         name=name[:100],
         checkpoint=str(target),
@@ -108,8 +110,15 @@ def model_version_ensure_active() -> ModelVersion:
     active = model_version_active()
     if active:
         return active
-    with transaction.atomic():
-        version = model_version_register(settings.GEOSIM_DEFAULT_CHECKPOINT, name=None)
-        model_version_make_active(version)
+    try:
+        with transaction.atomic():
+            version = model_version_register(settings.GEOSIM_DEFAULT_CHECKPOINT, name=None)
+            model_version_make_active(version)
+    except IntegrityError:
+        # Another process (a worker, another machine's web process) registered it at the same moment.
+        active = model_version_active()
+        if active is None:
+            raise
+        return active
     version.refresh_from_db()
     return version

@@ -2,66 +2,28 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO_ROOT, image_bytes, write_tree
 from tests.faults.conftest import free_port, wait_until
+from tests.postgres_server import ThrowawayPostgres, postgres_unavailable
 
 pytestmark = [pytest.mark.slow]
-
-PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
-
-
-def _as_postgres(*argv: str) -> subprocess.CompletedProcess:
-    command = list(argv)
-    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
-        command = ["runuser", "-u", "postgres", "--", *command]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
-
-
-class ThrowawayPostgres:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="geosim-pg-", dir="/tmp"))
-        self.data = self.root / "data"
-        self.url = f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-        if os.geteuid() == 0:
-            shutil.chown(self.root, "postgres")
-        result = _as_postgres(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"
-        )
-        assert result.returncode == 0, result.stderr
-
-    def start(self) -> None:
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.root}"
-        result = _as_postgres(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-l", str(self.root / "log"), "start"
-        )
-        assert result.returncode == 0, result.stderr + result.stdout
-
-    def stop(self) -> None:
-        _as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def destroy(self) -> None:
-        self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
 
 
 @pytest.fixture
 def throwaway_postgres():
-    if PG_BIN is None or not (PG_BIN / "initdb").exists():
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed")
-    server = ThrowawayPostgres()
+    reason = postgres_unavailable()
+    if reason:
+        pytest.skip(reason)
+    server = ThrowawayPostgres(port=free_port())
     server.start()
     yield server
     server.destroy()

@@ -101,7 +101,7 @@ def test_database_url_selects_postgres(tmp_path):
         },
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["django.db.backends.postgresql", "False"]
+    assert result.stdout.split() == ["geosim_site.postgresql", "False"]  # Django's backend, cheaper health checks
 
 
 def test_embedded_default_is_sqlite_and_in_process(tmp_path):

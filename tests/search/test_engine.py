@@ -1,7 +1,9 @@
 """The search engine end to end in-process: embed, index incrementally, search, rebuild, swap, delete."""
 
+import threading
 from pathlib import Path
 
+import faiss
 import numpy as np
 import pytest
 
@@ -265,3 +267,22 @@ def test_images_processed_across_a_model_switch_are_still_indexed(other_tiny_che
     assert Embedding.objects.filter(image=late, model_version=new_model).exists()
     assert IndexVersion.objects.get(is_active=True).vector_count == 4
     assert engine.search_by_bytes(image_bytes(seed=77), k=1).hits[0].image.pk == late.pk
+
+
+def test_every_server_thread_searches_with_the_configured_faiss_threads(settings):
+    # OpenMP keeps its thread count per OS thread: a second gunicorn thread must set its own. (A search by
+    # upload runs the CNN first, whose torch threads happen to set it; a search by a stored image does not.)
+    images = _add(3)
+    settings.GEOSIM_SEARCH_THREADS = 1
+    engine.search_by_image(images[0].pk, k=1)  # this thread is set up
+    seen: list[int] = []
+
+    def other_server_thread() -> None:
+        faiss.omp_set_num_threads(3)  # what a fresh thread inherits on a 3-core host
+        engine.search_by_image(images[1].pk, k=1)
+        seen.append(faiss.omp_get_max_threads())
+
+    thread = threading.Thread(target=other_server_thread)
+    thread.start()
+    thread.join()
+    assert seen == [1]

@@ -10,6 +10,7 @@ import pytest
 
 from search import engine, live_index
 from search.models import IndexVersion, Job
+from search.services import indexing
 from search.services.ingestion import image_ingest
 from tests.conftest import image_bytes
 from vectorindex import INDEX_FILENAME
@@ -90,3 +91,19 @@ def _wait(predicate, what: str, timeout: float = 60) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.2)
+
+
+def test_a_version_pruned_while_this_process_was_loading_it_is_not_a_damage(monkeypatch):
+    """A busy process reads the active row, then newer versions go live and prune it: it loads the live one."""
+    image_ingest(data=image_bytes(seed=5))
+    indexing.reindex_request()  # in-process tasks: a second version is live at once
+    live = IndexVersion.objects.get(is_active=True)
+    superseded = IndexVersion.objects.exclude(pk=live.pk).order_by("-version").first()
+    shutil.rmtree(superseded.path)  # pruned by the worker that activated a newer version
+    answers = iter([superseded])  # what this process saw just before: the superseded row
+    real = live_index.selectors.active_index_version
+    monkeypatch.setattr(live_index.selectors, "active_index_version", lambda: next(answers, None) or real())
+    live_index.reset()
+
+    assert live_index.current().version.pk == live.pk
+    assert Job.objects.filter(kind=Job.Kind.REINDEX).count() == 1  # the one above: none for a damage

@@ -200,6 +200,24 @@ def test_a_process_with_the_base_loaded_reads_only_the_new_segment(monkeypatch):
     assert live_index.current().index.segment_count == 3
 
 
+def test_an_unreadable_new_segment_keeps_the_old_state_serving_and_asks_for_a_rebuild():
+    images = [_upload(seed) for seed in range(3)]
+    other_process = live_index._state.loaded
+    image = _upload(80)
+    live_index._state.loaded = other_process  # a process that has not read the new segment yet
+    active = IndexVersion.objects.get(is_active=True)
+    segment = Path(active.path) / read_manifest(Path(active.path)).segments[-1].name
+    segment.write_bytes(b"\0" * segment.stat().st_size)
+
+    answer = engine.search_by_bytes(image_bytes(seed=1), k=1)  # served from what it has …
+
+    assert answer.hits[0].image.pk == images[1].pk and answer.index_version == active.version
+    rebuild = Job.objects.get(kind=Job.Kind.REINDEX)  # … and the rebuild it asked for ran in-process
+    assert rebuild.status == Job.Status.SUCCEEDED
+    assert _top_hit(80) == image.pk  # the rebuilt version holds the image, from the stored embeddings
+    assert IndexVersion.objects.get(is_active=True).version > active.version
+
+
 @pytest.mark.worker
 def test_a_real_worker_compacts_the_segments(celery_worker, settings):
     settings.GEOSIM_INDEX_MAX_SEGMENTS = 2

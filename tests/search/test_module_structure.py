@@ -119,7 +119,7 @@ def test_every_job_kind_the_app_creates_has_a_registered_handler():
     for kind, handler in expected.items():
         assert jobs.job_handler(kind) is handler
     assert jobs.job_retried_if_interrupted(Job.Kind.PROCESS)
-    assert not jobs.job_retried_if_interrupted(Job.Kind.REINDEX)
+    assert jobs.job_retried_if_interrupted(Job.Kind.REINDEX)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from PIL import Image as PILImage
 from PIL import ImageEnhance
@@ -296,3 +297,29 @@ def test_the_command_finds_the_groups_and_says_where_to_review_them():
     call_command("find_duplicates", "--wait", verbosity=0, stdout=out)
     assert "1 group(s) of near-duplicates (2 images) to review at /duplicates/" in out.getvalue()
     assert len(_groups()) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_images_stored_before_fingerprints_existed_get_theirs_from_their_files():
+    data = image_bytes(seed=95)
+    images = [_add(data), _add(_reencoded(data, scale=2.0)), _add(image_bytes(seed=96))]
+    stored = {f.image_id: bytes(f.vector) for f in ImageFingerprint.objects.all()}
+    assert set(stored) == {i.pk for i in images}  # ingestion stored them
+    ImageFingerprint.objects.all().delete()
+    job = _find()
+    assert _groups() == [{images[0].pk, images[1].pk}] and job.result["groups"] == 1
+    assert {f.image_id: bytes(f.vector) for f in ImageFingerprint.objects.all()} == stored  # the same, from the files
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_upload_names_the_near_duplicates_it_brought(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("admin", is_staff=True, is_superuser=True))
+    data = image_bytes(seed=97)
+    original = _add(data)
+    files = [
+        SimpleUploadedFile("copy.png", _reencoded(data, scale=2.0), "image/png"),
+        SimpleUploadedFile("other.jpg", image_bytes(seed=98), "image/jpeg"),
+    ]
+    page = client.post("/admin/search/image/upload/", {"files": files}, follow=True).content.decode()
+    copy = Image.objects.get(original_name="copy.png")
+    assert f"1 uploaded image(s) are near-duplicates of collection images: #{copy.pk} ~ #{original.pk}." in page
