@@ -229,20 +229,26 @@ def read_index_files(
         raise IndexMismatchError(f"index in {directory} has dimension {manifest.dim}, expected {expected_dim}")
 
     path = directory / INDEX_FILENAME
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IndexMissingError(f"index file {path} is missing (its manifest exists)") from None
-    except OSError as exc:
-        raise IndexCorruptError(f"cannot read index file {path}: {exc}") from exc
-    found_sha = hashlib.sha256(data).hexdigest()
-    if found_sha != manifest.sha256:
-        raise IndexCorruptError(f"index file {path} is corrupt: sha256 {found_sha}, manifest expects {manifest.sha256}")
+    data = _read_verified(path, manifest.sha256, "index file", "its manifest exists")
     try:
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except (RuntimeError, ValueError) as exc:
         raise IndexCorruptError(f"index file {path} cannot be read as a GeoSim index: {exc}") from exc
     return index, manifest, path
+
+
+def _read_verified(path: Path, expected_sha256: str, what: str, listed_by: str) -> bytes:
+    """The bytes of a file the manifest lists, checked against its recorded SHA-256."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise IndexMissingError(f"{what} {path} is missing ({listed_by})") from None
+    except OSError as exc:
+        raise IndexCorruptError(f"cannot read {what} {path}: {exc}") from exc
+    found_sha = hashlib.sha256(data).hexdigest()
+    if found_sha != expected_sha256:
+        raise IndexCorruptError(f"{what} {path} is corrupt: sha256 {found_sha}, manifest expects {expected_sha256}")
+    return data
 
 
 def segment_name(number: int) -> str:
@@ -283,15 +289,7 @@ def write_segment_file(
 def read_segment_file(directory: Path, entry: SegmentEntry, *, dim: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Read and check one segment: (added ids int64, added vectors float32 n×dim, removed ids int64)."""
     path = Path(directory) / entry.name
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise IndexMissingError(f"segment file {path} is missing (the manifest lists it)") from None
-    except OSError as exc:
-        raise IndexCorruptError(f"cannot read segment file {path}: {exc}") from exc
-    found_sha = hashlib.sha256(data).hexdigest()
-    if found_sha != entry.sha256:
-        raise IndexCorruptError(f"segment file {path} is corrupt: sha256 {found_sha}, manifest expects {entry.sha256}")
+    data = _read_verified(path, entry.sha256, "segment file", "the manifest lists it")
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
             added_ids, vectors, removed_ids = arrays["added_ids"], arrays["added_vectors"], arrays["removed_ids"]
