@@ -139,3 +139,21 @@ def stop_object_store(store: ObjectStore) -> None:
     except subprocess.TimeoutExpired:
         store.process.kill()
         store.process.wait(timeout=5)
+
+
+def use_fresh_bucket(store: ObjectStore, settings, monkeypatch, prefix: str) -> tuple[object, str]:
+    """Point this test's default storage at ``s3://<a new bucket>/<prefix>`` on ``store``, as the settings
+    would for GEOSIM_STORAGE_URL; returns (boto3 client, bucket name)."""
+    import uuid
+
+    from geosim_site.storage import media_storage
+
+    client = store.client()
+    name = f"geosim-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    default = media_storage(f"s3://{name}/{prefix}", endpoint_url=store.endpoint_url)
+    settings.STORAGES = {**settings.STORAGES, "default": default}
+    return client, name

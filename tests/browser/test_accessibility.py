@@ -82,12 +82,15 @@ def _tab_order(page, limit: int = 400) -> list[str]:
     return seen
 
 
-def _assert_every_control_is_reachable(page) -> None:
+def _assert_every_control_is_reachable(page, *, radio_group_is_one_stop: bool = False) -> None:
+    """Every visible control is reached by Tab. With ``radio_group_is_one_stop`` only a group's checked radio
+    counts (arrows move within a radio group, as browsers do)."""
     controls = page.evaluate(
-        """(selector) => Array.from(document.querySelectorAll(selector))
+        """([selector, oneStop]) => Array.from(document.querySelectorAll(selector))
              .filter((el) => el.getClientRects().length && getComputedStyle(el).visibility !== "hidden")
+             .filter((el) => !(oneStop && el.type === "radio" && !el.checked))
              .map((el, i) => { el.dataset.tabKey = String(i); return el.outerHTML.slice(0, 120); })""",
-        _FOCUSABLE,
+        [_FOCUSABLE, radio_group_is_one_stop],
     )
     reached = set(_tab_order(page))
     missing = [html for i, html in enumerate(controls) if str(i) not in reached]

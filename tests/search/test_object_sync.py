@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 
 import numpy as np
 import pytest
 
 from geosim_site.storage import media_storage
 from search import object_sync
-from tests.object_store import ACCESS_KEY, SECRET_KEY
+from tests.object_store import use_fresh_bucket
 from vectorindex import (
     IndexCorruptError,
     IndexMissingError,
@@ -48,15 +47,7 @@ def _save(number: int, seed: int = 0):
 @pytest.fixture
 def bucket(settings, object_store, monkeypatch):
     """GEOSIM_STORAGE_URL=s3://<a fresh bucket>/lab-a for this test; yields (client, bucket name)."""
-    client = object_store.client()
-    name = f"geosim-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    default = media_storage(f"s3://{name}/{PREFIX}", endpoint_url=object_store.endpoint_url)
-    settings.STORAGES = {**settings.STORAGES, "default": default}
-    return client, name
+    return use_fresh_bucket(object_store, settings, monkeypatch, PREFIX)
 
 
 def _sha256(path) -> str:

@@ -12,7 +12,6 @@ import io
 import socket
 import time
 import urllib.request
-import uuid
 import zipfile
 from dataclasses import dataclass
 
@@ -28,7 +27,7 @@ from search.models import Image, Job
 from search.services.ingestion import image_ingest
 from search.stored_files import store_verified
 from tests.conftest import image_bytes
-from tests.object_store import ACCESS_KEY, SECRET_KEY
+from tests.object_store import use_fresh_bucket
 from tests.search.test_worker import wait_for_job
 
 from .conftest import IMAGES_URL, SEARCH_URL, upload
@@ -61,14 +60,7 @@ class Bucket:
 @pytest.fixture
 def s3_media(settings, object_store, monkeypatch, isolated_data_dir) -> Bucket:
     """GEOSIM_STORAGE_URL=s3://<a fresh bucket>/lab-a/media for this test, as the settings would configure it."""
-    client = object_store.client()
-    bucket = f"geosim-{uuid.uuid4().hex[:12]}"
-    client.create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    default = media_storage(f"s3://{bucket}/{PREFIX}", endpoint_url=object_store.endpoint_url)
-    settings.STORAGES = {**settings.STORAGES, "default": default}
+    client, bucket = use_fresh_bucket(object_store, settings, monkeypatch, PREFIX)
     yield Bucket(client=client, name=bucket)
     assert not (isolated_data_dir / "media").exists(), "with object storage nothing is written to the local disk"
 

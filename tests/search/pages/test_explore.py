@@ -9,6 +9,7 @@ import pytest
 
 from search.models import Image, IndexVersion, Job
 from search.services import projection
+from search.services.indexing import reindex_request
 from tests.search.pages.conftest import add_images
 
 pytestmark = pytest.mark.django_db
@@ -83,7 +84,10 @@ def test_tsne_and_unknown_method(staff_client, indexed, django_capture_on_commit
 def test_a_newer_index_shows_the_older_projection_meanwhile(client, indexed, django_capture_on_commit_callbacks):
     _explore(client, django_capture_on_commit_callbacks)
     with django_capture_on_commit_callbacks(execute=True):
-        add_images(2, start=100)  # a new index version
+        add_images(2, start=100)  # uploads become segments of the live version...
+    assert IndexVersion.objects.get(is_active=True).segments
+    with django_capture_on_commit_callbacks(execute=True):
+        reindex_request()  # ...and a rebuild (like a compaction) makes a new version
     html = client.get("/explore/").content.decode()
     assert "is being computed" in html
     assert 'data-src="/explore/data/v' in html
