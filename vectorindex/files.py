@@ -275,14 +275,7 @@ def write_segment_file(
     np.savez(buffer, added_ids=added_ids, added_vectors=added_vectors, removed_ids=removed_ids)
     data = buffer.getvalue()
     name = segment_name(number)
-    tmp, sha256 = _write_temp(directory, name, lambda f: _write_bytes(f, data))
-    try:
-        os.replace(tmp, directory / name)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
+    sha256 = _replace_atomically(directory, name, data)
     return SegmentEntry(name=name, sha256=sha256, added=len(added_ids), removed=len(removed_ids), count=int(count))
 
 
@@ -312,14 +305,21 @@ def write_manifest(directory: Path, manifest: IndexManifest) -> None:
     """Replace ``manifest.json`` atomically (temp file, fsync, rename, fsync the directory)."""
     directory = Path(directory)
     text = manifest.to_json().encode()
-    tmp, _ = _write_temp(directory, MANIFEST_FILENAME, lambda f: _write_bytes(f, text))
+    _replace_atomically(directory, MANIFEST_FILENAME, text)
+
+
+def _replace_atomically(directory: Path, name: str, data: bytes) -> str:
+    """Write ``directory/name`` as a whole or not at all (temp file, fsync, rename, fsync the directory);
+    returns the bytes' SHA-256."""
+    tmp, sha256 = _write_temp(directory, name, lambda f: _write_bytes(f, data))
     try:
-        os.replace(tmp, directory / MANIFEST_FILENAME)
+        os.replace(tmp, directory / name)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_directory(directory)
+    return sha256
 
 
 def _write_index(index: faiss.Index, file) -> None:
